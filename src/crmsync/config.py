@@ -1,0 +1,70 @@
+"""The one typed settings object.
+
+Settings come from, in rising priority: defaults, an optional ``crmsync.toml`` in the
+working directory (or the file named by ``CRMSYNC_CONFIG``), and ``CRMSYNC_*``
+environment variables. They are read once, by ``load_settings()``, at the outermost layer
+(CLI, application factory) and passed in; nothing reads the environment at import time.
+
+Never log a ``Settings`` object whole: ``secret_key`` lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRMSYNC_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("crmsync-data"),
+        description="Where the SQLite database and the blob store live by default.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; a SQLite file under data_dir when unset.",
+    )
+    blob_dir: Path | None = Field(
+        default=None, description="Content-addressed file store; data_dir/blobs when unset."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for credentials at rest; data_dir/secret.key is made when unset.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8025
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'crmsync.sqlite3').resolve()}"
+
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+
+def _toml_values(path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        raw = tomllib.load(handle)
+    section = raw.get("crmsync", raw)
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: expected a [crmsync] table")
+    return section
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings: defaults < crmsync.toml < environment < explicit overrides."""
+    config_file = Path(os.environ.get("CRMSYNC_CONFIG", "crmsync.toml"))
+    file_values = _toml_values(config_file) if config_file.is_file() else {}
+    env_settings = Settings()
+    # Values set in the environment win over the file; the file wins over defaults.
+    merged = {**file_values, **env_settings.model_dump(exclude_unset=True), **overrides}
+    return Settings.model_validate(merged)

@@ -1,0 +1,60 @@
+"""All mapped classes, importable from one place (Alembic reads ``Base.metadata`` here)."""
+
+from crmsync.crm.db import Base
+from crmsync.crm.models.activities import (
+    Activity,
+    ActivityParty,
+    Appointment,
+    Attachment,
+    Blob,
+    Email,
+    Task,
+)
+from crmsync.crm.models.org import (
+    ApiToken,
+    BusinessUnit,
+    Organisation,
+    Queue,
+    RolePrivilege,
+    SecurityRole,
+    Team,
+    User,
+    UserAddress,
+)
+from crmsync.crm.models.records import (
+    Account,
+    Case,
+    Contact,
+    CustomerRecord,
+    Lead,
+    Opportunity,
+)
+from crmsync.crm.models.sharing import EmailAddressEntry, RecordShare
+
+__all__ = [
+    "Account",
+    "Activity",
+    "ActivityParty",
+    "ApiToken",
+    "Appointment",
+    "Attachment",
+    "Base",
+    "Blob",
+    "BusinessUnit",
+    "Case",
+    "Contact",
+    "CustomerRecord",
+    "Email",
+    "EmailAddressEntry",
+    "Lead",
+    "Opportunity",
+    "Organisation",
+    "Queue",
+    "RecordShare",
+    "RolePrivilege",
+    "SecurityRole",
+    "Task",
+    "Team",
+    "User",
+    "UserAddress",
+]

@@ -1,0 +1,161 @@
+"""Activities — email, appointment, task — sharing one activity core, and their parties.
+
+The core table ``activities`` holds what every activity has (subject, owner, regarding
+record, state, direction, schedule); ``emails``, ``appointments`` and ``tasks`` hold the
+rest (joined-table inheritance), so a timeline is one query over the core.
+
+``regarding`` is a (record type, id) pair: an activity can regard any customer record.
+A party points to a record, or keeps the address it could not resolve; never both empty.
+``occurred_at`` is the moment the timeline sorts by (an email's date, an appointment's
+start, else creation time).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crmsync.crm.db import Base, IdMixin, TimestampMixin, utcnow
+from crmsync.crm.models.records import OwnedMixin
+from crmsync.crm.types import (
+    ActivityState,
+    CorrelationMethod,
+    Direction,
+    EmailStatus,
+    Participation,
+    Priority,
+    RecordType,
+    db_enum,
+)
+
+
+class Activity(IdMixin, TimestampMixin, OwnedMixin, Base):
+    __tablename__ = "activities"
+    __table_args__ = (
+        Index("ix_activities_regarding", "regarding_type", "regarding_id"),
+        Index("ix_activities_org_occurred", "organisation_id", "occurred_at"),
+    )
+
+    activity_type: Mapped[RecordType] = mapped_column(db_enum(RecordType))
+    subject: Mapped[str] = mapped_column(String(400), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    regarding_type: Mapped[RecordType | None] = mapped_column(db_enum(RecordType))
+    regarding_id: Mapped[uuid.UUID | None] = mapped_column()
+    state: Mapped[ActivityState] = mapped_column(db_enum(ActivityState), default=ActivityState.OPEN)
+    direction: Mapped[Direction | None] = mapped_column(db_enum(Direction))
+    scheduled_start: Mapped[datetime | None] = mapped_column()
+    scheduled_end: Mapped[datetime | None] = mapped_column()
+    actual_start: Mapped[datetime | None] = mapped_column()
+    actual_end: Mapped[datetime | None] = mapped_column()
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parties: Mapped[list[ActivityParty]] = relationship(
+        back_populates="activity",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ActivityParty.position",
+    )
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="activity", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __mapper_args__ = {"polymorphic_on": "activity_type"}
+
+    @property
+    def record_type(self) -> RecordType:
+        return self.activity_type
+
+
+class Email(Activity):
+    __tablename__ = "emails"
+    __mapper_args__ = {"polymorphic_identity": RecordType.EMAIL}
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[EmailStatus] = mapped_column(db_enum(EmailStatus), default=EmailStatus.DRAFT)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)
+    conversation_index: Mapped[str | None] = mapped_column(String(400))
+    tracking_token: Mapped[str | None] = mapped_column(String(64), index=True)
+    correlation_method: Mapped[CorrelationMethod] = mapped_column(
+        db_enum(CorrelationMethod), default=CorrelationMethod.NONE
+    )
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+
+
+class Appointment(Activity):
+    __tablename__ = "appointments"
+    __mapper_args__ = {"polymorphic_identity": RecordType.APPOINTMENT}
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True
+    )
+    location: Mapped[str] = mapped_column(String(400), default="")
+    is_all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Task(Activity):
+    __tablename__ = "tasks"
+    __mapper_args__ = {"polymorphic_identity": RecordType.TASK}
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True
+    )
+    priority: Mapped[Priority] = mapped_column(db_enum(Priority), default=Priority.NORMAL)
+    percent_complete: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ActivityParty(IdMixin, Base):
+    __tablename__ = "activity_parties"
+    __table_args__ = (
+        Index("ix_activity_parties_party", "party_type", "party_id"),
+        CheckConstraint("party_id IS NOT NULL OR address IS NOT NULL", name="resolved_or_address"),
+    )
+
+    activity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    participation: Mapped[Participation] = mapped_column(db_enum(Participation))
+    party_type: Mapped[RecordType | None] = mapped_column(db_enum(RecordType))
+    party_id: Mapped[uuid.UUID | None] = mapped_column()
+    address: Mapped[str | None] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(300), default="")
+
+    activity: Mapped[Activity] = relationship(back_populates="parties")
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.party_id is not None
+
+
+class Blob(Base):
+    """Content-addressed bytes (raw messages, attachments); the bytes live in the blob store."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(IdMixin, Base):
+    __tablename__ = "attachments"
+
+    activity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("activities.id", ondelete="CASCADE"), index=True
+    )
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    filename: Mapped[str] = mapped_column(String(400))
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer)
+    content_id: Mapped[str | None] = mapped_column(String(400))
+
+    activity: Mapped[Activity] = relationship(back_populates="attachments")
