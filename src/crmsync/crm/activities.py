@@ -22,7 +22,7 @@ from crmsync.crm.errors import InvalidReference, NotFound
 from crmsync.crm.models.activities import Activity, ActivityParty, Appointment, Email, Task
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.pagination import Page, paginate
-from crmsync.crm.records import RECORD_MODELS, require_assign_to, get_user_in_org
+from crmsync.crm.records import RECORD_MODELS, get_user_in_org, require_assign_to
 from crmsync.crm.types import Participation, Privilege, RecordType
 
 A = TypeVar("A", bound=Activity)

@@ -41,7 +41,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def _digest(token: str) -> str:
+def digest_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -59,7 +59,7 @@ def issue_token(
         user_id=user.id,
         name=name,
         kind=kind,
-        token_hash=_digest(clear),
+        token_hash=digest_token(clear),
         prefix=clear[: len(TOKEN_PREFIX) + 6],
         expires_at=utcnow() + lifetime if lifetime else None,
     )
@@ -71,7 +71,7 @@ def issue_token(
 def authenticate_token(session: Session, token: str, now: datetime | None = None) -> User:
     """The active user a valid, unexpired, unrevoked token belongs to."""
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest_token(token)))
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
         raise AuthenticationFailed("Invalid or expired token")
     user = session.get(User, row.user_id)

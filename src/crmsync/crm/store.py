@@ -21,7 +21,6 @@ from crmsync.crm.blobs import BlobStore
 from crmsync.crm.db import make_engine, make_session_factory, transaction
 
 
-
 def migrations_dir() -> Path:
     """Alembic scripts: packaged inside a built wheel, at the repository root otherwise."""
     packaged = Path(__file__).resolve().parents[1] / "migrations"

@@ -86,6 +86,10 @@ class User(IdMixin, TimestampMixin, Base):
     def email_addresses(self) -> list[str]:
         return [entry.address for entry in self.addresses]
 
+    @property
+    def role_ids(self) -> list[uuid.UUID]:
+        return [role.id for role in self.roles]
+
 
 class UserAddress(IdMixin, Base):
     """One of a user's email addresses; position 0 is the primary one."""
@@ -116,6 +120,14 @@ class Team(IdMixin, TimestampMixin, Base):
         secondary=team_members, back_populates="teams", lazy="selectin"
     )
     roles: Mapped[list[SecurityRole]] = relationship(secondary=team_roles, lazy="selectin")
+
+    @property
+    def member_ids(self) -> list[uuid.UUID]:
+        return [member.id for member in self.members]
+
+    @property
+    def role_ids(self) -> list[uuid.UUID]:
+        return [role.id for role in self.roles]
 
 
 class SecurityRole(IdMixin, TimestampMixin, Base):

@@ -1,0 +1,1 @@
+"""Route modules; each is thin: parse, call a crm service, shape the answer."""

@@ -1,0 +1,1 @@
+"""Request and response shapes: separate Create, Update and Public models per resource."""

@@ -1,0 +1,155 @@
+"""Directory shapes: users, teams, business units, roles, tokens, login."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+
+from crmsync.api.schemas.common import EmailAddress
+from crmsync.crm.types import Depth, Privilege, RecordType, TokenKind
+
+Name = Field(min_length=1, max_length=200)
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    full_name: str = Field(default="", max_length=200)
+    business_unit_id: uuid.UUID | None = Field(
+        default=None, description="Defaults to the organisation's root business unit."
+    )
+    email_addresses: list[EmailAddress] = Field(default_factory=list, max_length=20)
+    password: SecretStr | None = Field(default=None, min_length=8, max_length=200)
+    role_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    full_name: str | None = Field(default=None, max_length=200)
+    business_unit_id: uuid.UUID | None = None
+    email_addresses: list[EmailAddress] | None = Field(default=None, max_length=20)
+    password: SecretStr | None = Field(default=None, min_length=8, max_length=200)
+    is_active: bool | None = None
+    role_ids: list[uuid.UUID] | None = None
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    full_name: str
+    business_unit_id: uuid.UUID
+    email_addresses: list[str]
+    is_active: bool
+    role_ids: list[uuid.UUID]
+
+
+class BusinessUnitCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Name
+    parent_id: uuid.UUID | None = Field(
+        default=None, description="Defaults to the organisation's root business unit."
+    )
+
+
+class BusinessUnitPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    parent_id: uuid.UUID | None
+
+
+class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Name
+    business_unit_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] = Field(default_factory=list)
+    role_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+class TeamUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    member_ids: list[uuid.UUID] | None = None
+    role_ids: list[uuid.UUID] | None = None
+
+
+class TeamPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    business_unit_id: uuid.UUID
+    member_ids: list[uuid.UUID]
+    role_ids: list[uuid.UUID]
+
+
+class PrivilegeGrant(BaseModel):
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    record_type: RecordType
+    privilege: Privilege
+    depth: Depth
+
+
+class RoleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Name
+    description: str = Field(default="", max_length=2000)
+    privileges: list[PrivilegeGrant] = Field(default_factory=list, max_length=500)
+
+
+class RolePrivilegesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    privileges: list[PrivilegeGrant] = Field(max_length=500)
+
+
+class RolePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str
+    privileges: list[PrivilegeGrant]
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=200)
+    password: SecretStr = Field(min_length=1, max_length=200)
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Name
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    kind: TokenKind
+    prefix: str
+    created_at: AwareDatetime
+    expires_at: AwareDatetime | None
+    last_used_at: AwareDatetime | None
+    revoked: bool
+
+
+class TokenIssued(TokenPublic):
+    token: str = Field(description="Shown once; store it now. Only a hash is kept.")
