@@ -628,7 +628,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_addresses")),
-        sa.UniqueConstraint("user_id", "position", name=op.f("uq_user_addresses_user_id_position")),
     )
     with op.batch_alter_table("user_addresses", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_user_addresses_user_id"), ["user_id"], unique=False)

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, inspect, or_, select, true
 from sqlalchemy.orm import Session
 
 from crmsync.crm.errors import Forbidden, NotFound
@@ -152,9 +152,8 @@ def visible(
 
 
 def _is_activity(model: Any) -> bool:
-    entity = getattr(model, "entity", model)  # aliased classes expose .entity
-    mapped = getattr(entity, "class_", entity)
-    return isinstance(mapped, type) and issubclass(mapped, Activity)
+    # inspect() sees through aliases and with_polymorphic() entities to the mapped class.
+    return issubclass(inspect(model).mapper.class_, Activity)
 
 
 def _record_type_of(record: Any) -> RecordType:

@@ -129,8 +129,6 @@ def update_user(session: Session, principal: Principal, user: User, values: dict
             UserAddress(position=position, address=address)
             for position, address in enumerate(values["email_addresses"])
         ]
-        # Old rows must be gone before new ones reuse their positions.
-        session.flush()
     if "password" in values:
         user.password_hash = hash_password(values["password"]) if values["password"] else None
     for name in ("full_name", "is_active", "username"):

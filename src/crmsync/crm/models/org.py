@@ -95,7 +95,6 @@ class UserAddress(IdMixin, Base):
     """One of a user's email addresses; position 0 is the primary one."""
 
     __tablename__ = "user_addresses"
-    __table_args__ = (UniqueConstraint("user_id", "position"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
