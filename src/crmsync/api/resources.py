@@ -24,7 +24,8 @@ from crmsync.crm.types import RecordType
 
 
 class Resource(Protocol):
-    record_type: RecordType
+    @property
+    def record_type(self) -> RecordType: ...
 
     def create(
         self, session: Session, principal: Principal, body: BaseModel, owner_id: uuid.UUID | None

@@ -141,8 +141,9 @@ def visible(
         by_role: ColumnElement[bool] = or_(*by_type)
         record_type: ColumnElement[Any] | RecordType = model.activity_type
     else:
-        record_type = model.record_type
-        by_role = _depth_clause(model, principal, principal.depth(record_type, privilege))
+        own_type: RecordType = model.record_type
+        record_type = own_type
+        by_role = _depth_clause(model, principal, principal.depth(own_type, privilege))
     allowed = (
         or_(by_role, _shared_clause(record_type, model.id, principal, write))
         if share_applies
@@ -157,7 +158,8 @@ def _is_activity(model: Any) -> bool:
 
 
 def _record_type_of(record: Any) -> RecordType:
-    return record.activity_type if isinstance(record, Activity) else record.record_type  # type: ignore[no-any-return]
+    found: RecordType = record.activity_type if isinstance(record, Activity) else record.record_type
+    return found
 
 
 def can(session: Session, principal: Principal, record: Any, privilege: Privilege) -> bool:

@@ -51,8 +51,7 @@ class PartySpec:
 
 
 def activity_type_of(model: type[Activity]) -> RecordType:
-    identity = model.__mapper__.polymorphic_identity
-    return RecordType(identity)
+    return RecordType(str(model.__mapper__.polymorphic_identity))
 
 
 def _display_name(record: Any) -> str:

@@ -48,7 +48,8 @@ def get_in_org(session: Session, principal: Principal, model: type[D], entry_id:
 
 def list_in_org(session: Session, principal: Principal, model: type[D]) -> Sequence[D]:
     query = select(model).where(model.organisation_id == principal.organisation_id)
-    return session.scalars(query.order_by(model.name if model is not User else User.username)).all()
+    order = User.username if model is User else model.name  # type: ignore[attr-defined]
+    return session.scalars(query.order_by(order)).all()
 
 
 def _require_admin(principal: Principal, model: type[Any], privilege: Privilege) -> None:

@@ -55,7 +55,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def paginate(
     session: Session,
-    query: Select[tuple[T]],
+    query: Select[Any],
     time_column: InstrumentedAttribute[Any],
     id_column: InstrumentedAttribute[Any],
     *,
@@ -68,7 +68,7 @@ def paginate(
         query = query.where(
             or_(time_column < moment, and_(time_column == moment, id_column < row_id))
         )
-    rows = list(
+    rows: list[T] = list(
         session.scalars(query.order_by(time_column.desc(), id_column.desc()).limit(limit + 1))
     )
     next_cursor = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from crmsync.crm import access
@@ -33,7 +33,7 @@ RECORD_MODELS: dict[RecordType, type[CustomerRecord]] = {
     RecordType.OPPORTUNITY: Opportunity,
     RecordType.CASE: Case,
 }
-_MODEL_BY_TABLE = {model.__tablename__: model for model in RECORD_MODELS.values()}
+_MODEL_BY_TABLE = {model.__table__.name: model for model in RECORD_MODELS.values()}  # type: ignore[attr-defined]
 
 
 def _references(model: type[CustomerRecord]) -> dict[str, type[CustomerRecord]]:
@@ -94,7 +94,7 @@ def create_record(
     owner = get_user_in_org(session, principal, owner_id or principal.user_id)
     require_assign_to(principal, model.record_type, owner)
     _check_references(session, principal, model, values)
-    record = model(
+    record = model(  # type: ignore[call-arg]  # mixin columns are not in the stub __init__
         **values,
         organisation_id=principal.organisation_id,
         owner_id=owner.id,
@@ -147,7 +147,7 @@ def update_record(session: Session, principal: Principal, record: R, values: dic
 def delete_record(session: Session, principal: Principal, record: CustomerRecord) -> None:
     access.require(session, principal, record, Privilege.DELETE)
     session.execute(
-        RecordShare.__table__.delete().where(
+        delete(RecordShare).where(
             RecordShare.record_type == record.record_type, RecordShare.record_id == record.id
         )
     )

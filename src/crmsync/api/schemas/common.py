@@ -61,6 +61,6 @@ def partial(model: type[BaseModel], name: str) -> type[BaseModel]:
     for field_name, info in model.model_fields.items():
         annotation: Any = info.annotation
         if info.metadata:
-            annotation = Annotated[(annotation, *info.metadata)]  # type: ignore[valid-type]
+            annotation = Annotated[(annotation, *info.metadata)]
         fields[field_name] = (annotation, Field(default=None, description=info.description))
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)

@@ -1,0 +1,64 @@
+"""The crmsync command as an administrator uses it: messages and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crmsync.cli import app
+from crmsync.crm.auth import authenticate_token
+from crmsync.crm.store import Store
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)
+    return {"CRMSYNC_DATA_DIR": str(tmp_path / "data"), "CRMSYNC_ADMIN_PASSWORD": "s3cret-pass"}
+
+
+def test_init_is_idempotent_and_user_and_token_follow(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(
+        app, ["init", "--organisation", "Acme", "--admin-email", "a@acme.test"], env=env
+    )
+    assert first.exit_code == 0, first.output
+    assert "Created organisation Acme" in first.output
+    assert "s3cret-pass" not in first.output
+    again = runner.invoke(app, ["init", "--organisation", "Acme"], env=env)
+    assert again.exit_code == 0
+    assert "exists" in again.output
+
+    added = runner.invoke(
+        app,
+        ["user", "add", "bob", "--email", "bob@acme.test", "--role", "Salesperson"],
+        env={**env, "CRMSYNC_USER_PASSWORD": "bob-password"},
+    )
+    assert added.exit_code == 0, added.output
+    duplicate = runner.invoke(app, ["user", "add", "bob"], env=env)
+    assert duplicate.exit_code == 1
+    assert "already exists" in duplicate.output
+    unknown_role = runner.invoke(app, ["user", "add", "eve", "--role", "Wizard"], env=env)
+    assert unknown_role.exit_code == 1
+    assert "Wizard" in unknown_role.output
+
+    token = runner.invoke(app, ["token", "create", "bob"], env=env)
+    assert token.exit_code == 0, token.output
+    clear = token.output.strip().splitlines()[-1]
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'crmsync.sqlite3'}", tmp_path / "blobs")
+    with store.transaction() as session:
+        assert authenticate_token(session, clear).username == "bob"
+    store.dispose()
+    nobody = runner.invoke(app, ["token", "create", "nobody"], env=env)
+    assert nobody.exit_code == 1
+
+
+def test_commands_refuse_an_uninitialised_database(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["user", "add", "bob"], env=env)
+    assert result.exit_code == 1
+    assert "crmsync init" in result.output
+
+
+def test_wrong_usage_exits_2(env: dict[str, str]) -> None:
+    assert CliRunner().invoke(app, ["user", "add"], env=env).exit_code == 2
