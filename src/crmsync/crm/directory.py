@@ -19,8 +19,10 @@ from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.auth import hash_password
 from crmsync.crm.errors import Conflict, InvalidReference, NotFound
+from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models.org import (
     BusinessUnit,
+    Queue,
     RolePrivilege,
     SecurityRole,
     Team,
@@ -29,13 +31,14 @@ from crmsync.crm.models.org import (
 )
 from crmsync.crm.types import Depth, Privilege, RecordType
 
-D = TypeVar("D", User, Team, SecurityRole, BusinessUnit)
+D = TypeVar("D", User, Team, SecurityRole, BusinessUnit, Queue)
 
 _TYPE_OF: dict[type[Any], RecordType] = {
     User: RecordType.USER,
     Team: RecordType.TEAM,
     SecurityRole: RecordType.ROLE,
     BusinessUnit: RecordType.BUSINESS_UNIT,
+    Queue: RecordType.QUEUE,
 }
 
 
@@ -113,6 +116,7 @@ def create_user(
     )
     session.add(user)
     _flush_unique(session, f"A user named {username!r}")
+    create_mailbox_for(session, user=user)
     return user
 
 
@@ -137,6 +141,31 @@ def update_user(session: Session, principal: Principal, user: User, values: dict
             setattr(user, name, values[name])
     _flush_unique(session, "That username")
     return user
+
+
+def create_queue(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    email: str | None,
+    business_unit_id: uuid.UUID,
+    owner_id: uuid.UUID | None = None,
+) -> Queue:
+    _require_admin(principal, Queue, Privilege.CREATE)
+    _business_unit(session, principal, business_unit_id)
+    owner = get_in_org(session, principal, User, owner_id or principal.user_id)
+    queue = Queue(
+        organisation_id=principal.organisation_id,
+        business_unit_id=business_unit_id,
+        owner_id=owner.id,
+        name=name,
+        email=email,
+    )
+    session.add(queue)
+    _flush_unique(session, f"A queue named {name!r}")
+    create_mailbox_for(session, queue=queue)
+    return queue
 
 
 def create_business_unit(

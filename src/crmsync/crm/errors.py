@@ -49,6 +49,16 @@ class InvalidReference(CrmError):
     status = 422
 
 
+class RuleViolation(CrmError):
+    """A request that is well-formed but breaks a business rule; ``code`` names the rule."""
+
+    status = 422
+
+    def __init__(self, code: str, detail: str, **fields: Any) -> None:
+        super().__init__(detail, **fields)
+        self.code = code
+
+
 class AuthenticationFailed(CrmError):
     code = "AUTHENTICATION_FAILED"
     status = 401

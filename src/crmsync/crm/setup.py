@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.crm.auth import hash_password
+from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models.org import (
     BusinessUnit,
     Organisation,
@@ -72,7 +73,8 @@ def default_roles(organisation: Organisation) -> list[SecurityRole]:
             name=SALESPERSON,
             description="Reads the business unit's customers and activities; works on own.",
             privileges=_grants(working_types, (Privilege.READ,), Depth.BUSINESS_UNIT)
-            + _grants(working_types, own, Depth.USER),
+            + _grants(working_types, own, Depth.USER)
+            + _grants((RecordType.MAILBOX,), (Privilege.READ, Privilege.WRITE), Depth.USER),
         ),
         SecurityRole(
             organisation_id=organisation.id,
@@ -125,6 +127,7 @@ def initialise(
     )
     session.add(admin)
     session.flush()
+    create_mailbox_for(session, user=admin)
     return SetupResult(organisation, admin, created=True)
 
 

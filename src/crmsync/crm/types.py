@@ -27,6 +27,8 @@ class RecordType(enum.StrEnum):
     EMAIL = "email"
     APPOINTMENT = "appointment"
     TASK = "task"
+    EMAIL_SERVER_PROFILE = "email_server_profile"
+    MAILBOX = "mailbox"
 
 
 CUSTOMER_RECORD_TYPES = (
@@ -115,6 +117,83 @@ class Priority(enum.StrEnum):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"
+
+
+class ServerType(enum.StrEnum):
+    IMAP_SMTP = "imap_smtp"
+    POP3_SMTP = "pop3_smtp"
+    EXCHANGE_SERVER = "exchange_server"  # EWS, on premises
+    EXCHANGE_ONLINE = "exchange_online"  # Microsoft Graph
+    GMAIL = "gmail"  # IMAP/SMTP preset
+    OUTLOOK_COM = "outlook_com"  # IMAP/SMTP preset
+
+    @property
+    def incoming_protocol(self) -> str:
+        """'imap', 'pop3', 'ews' or 'graph'."""
+        return _INCOMING_PROTOCOL[self]
+
+
+_INCOMING_PROTOCOL = {
+    ServerType.IMAP_SMTP: "imap",
+    ServerType.POP3_SMTP: "pop3",
+    ServerType.EXCHANGE_SERVER: "ews",
+    ServerType.EXCHANGE_ONLINE: "graph",
+    ServerType.GMAIL: "imap",
+    ServerType.OUTLOOK_COM: "imap",
+}
+
+
+class ConnectionSecurity(enum.StrEnum):
+    IMPLICIT_TLS = "implicit_tls"
+    STARTTLS = "starttls"
+    PLAIN = "plain"  # only when the profile explicitly allows it
+
+
+class AuthMethod(enum.StrEnum):
+    PASSWORD = "password"  # noqa: S105 - a method name, not a secret
+    OAUTH2 = "oauth2"
+
+
+class CredentialScope(enum.StrEnum):
+    MAILBOX = "mailbox"  # each mailbox has its own credentials
+    PROFILE = "profile"  # the profile's credentials have rights over every mailbox
+
+
+class IncomingMethod(enum.StrEnum):
+    SERVER_SIDE_SYNC = "server_side_sync"
+    FORWARD_MAILBOX = "forward_mailbox"
+    NONE = "none"
+
+
+class SyncMethod(enum.StrEnum):
+    """Outgoing email and appointments/contacts/tasks: synchronized by the server, or not."""
+
+    SERVER_SIDE_SYNC = "server_side_sync"
+    NONE = "none"
+
+
+class Approval(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Channel(enum.StrEnum):
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    ACT = "act"  # appointments, contacts and tasks
+
+
+class ChannelStatus(enum.StrEnum):
+    NOT_RUN = "not_run"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class AlertSeverity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFORMATION = "information"
 
 
 class TokenKind(enum.StrEnum):

@@ -10,6 +10,14 @@ from crmsync.crm.models.activities import (
     Email,
     Task,
 )
+from crmsync.crm.models.mail import (
+    Alert,
+    EmailServerProfile,
+    ItemFailure,
+    Mailbox,
+    MailboxChannel,
+    MailboxTest,
+)
 from crmsync.crm.models.org import (
     ApiToken,
     BusinessUnit,
@@ -35,6 +43,7 @@ __all__ = [
     "Account",
     "Activity",
     "ActivityParty",
+    "Alert",
     "ApiToken",
     "Appointment",
     "Attachment",
@@ -46,7 +55,12 @@ __all__ = [
     "CustomerRecord",
     "Email",
     "EmailAddressEntry",
+    "EmailServerProfile",
+    "ItemFailure",
     "Lead",
+    "Mailbox",
+    "MailboxChannel",
+    "MailboxTest",
     "Opportunity",
     "Organisation",
     "Queue",
