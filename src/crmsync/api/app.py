@@ -10,14 +10,15 @@ from fastapi import FastAPI
 
 from crmsync import __version__
 from crmsync.api import problems
-from crmsync.api.routes import auth, directory, records
+from crmsync.api.routes import auth, directory, mailboxes, records
 from crmsync.config import Settings
+from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, store: Store) -> FastAPI:
+def create_app(settings: Settings, store: Store, secret_box: SecretBox | None = None) -> FastAPI:
     app = FastAPI(
         title="crmsync",
         version=__version__,
@@ -28,9 +29,11 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.secret_box = secret_box or SecretBox.from_settings(settings)
     problems.install(app)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(directory.router, prefix=API_PREFIX)
+    app.include_router(mailboxes.router, prefix=API_PREFIX)
     for router in records.routers():
         app.include_router(router, prefix=API_PREFIX)
 

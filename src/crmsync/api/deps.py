@@ -18,6 +18,7 @@ from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.auth import authenticate_token
 from crmsync.crm.errors import AuthenticationFailed
 from crmsync.crm.models.org import User
+from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 
 SESSION_COOKIE = "crmsync_session"
@@ -66,3 +67,27 @@ def get_principal(user: CurrentUser) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_principal_briefly(request: Request, store: StoreDep) -> Principal:
+    """The caller's rights, in a transaction of its own that ends before the route runs.
+
+    For routes that talk to mail servers: no database transaction may stay open across
+    network I/O.
+    """
+    with store.transaction() as session:
+        token = token_from(request)
+        if not token:
+            raise AuthenticationFailed("Log in or send an API token (Authorization: Bearer ...)")
+        return load_principal(authenticate_token(session, token))
+
+
+BriefPrincipal = Annotated[Principal, Depends(get_principal_briefly)]
+
+
+def get_secret_box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
+SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]

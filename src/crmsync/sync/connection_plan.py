@@ -1,0 +1,91 @@
+"""From a mailbox and its profile to connector endpoints and credentials.
+
+Reads stored settings and decrypts credentials; the result is plain data the connectors
+take, so no database session is ever held while talking to a server. Refuses with a
+catalogue error what could never work: no profile, no credentials, a server type with
+no connector in this build.
+
+Must never log or put into an error the clear-text credentials it builds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crmsync.connectors.endpoints import Credentials, Endpoint, Security
+from crmsync.crm.models.mail import EmailServerProfile, Mailbox
+from crmsync.crm.secrets import SecretBox, SecretKeyError
+from crmsync.crm.types import AuthMethod, ConnectionSecurity, CredentialScope
+from crmsync.sync.errors import ErrorCode, SyncError
+
+
+@dataclass(frozen=True)
+class ConnectionPlan:
+    protocol: str  # "imap", "pop3", "ews" or "graph"
+    incoming: Endpoint | None
+    outgoing: Endpoint | None
+    credentials: Credentials
+
+
+def _endpoint(
+    profile: EmailServerProfile, host: str | None, port: int | None, security: ConnectionSecurity
+) -> Endpoint | None:
+    if not host or not port:
+        return None
+    return Endpoint(
+        host=host,
+        port=port,
+        security=Security(security.value),
+        verify_certificates=profile.verify_certificates,
+        ca_pem=profile.ca_pem,
+        allow_plaintext=profile.allow_plaintext,
+        timeout=float(profile.connection_timeout_seconds),
+    )
+
+
+def _credentials(mailbox: Mailbox, profile: EmailServerProfile, box: SecretBox) -> Credentials:
+    login = mailbox.username or mailbox.email_address
+    if not login:
+        raise SyncError(ErrorCode.CREDENTIALS_MISSING, "the mailbox has no user name or address")
+    try:
+        if profile.credential_scope is CredentialScope.PROFILE:
+            if not profile.username or not profile.password_ciphertext:
+                raise SyncError(ErrorCode.CREDENTIALS_MISSING, "the profile has no credentials set")
+            username = profile.impersonation_format.format(mailbox=login, username=profile.username)
+            password = box.decrypt(profile.password_ciphertext, what="the profile password")
+            return Credentials(username=username, password=password)
+        if profile.auth_method is AuthMethod.OAUTH2:
+            if not mailbox.oauth_access_token_ciphertext:
+                raise SyncError(
+                    ErrorCode.CREDENTIALS_MISSING, "the mailbox has not been authorised (OAuth)"
+                )
+            token = box.decrypt(mailbox.oauth_access_token_ciphertext, what="the access token")
+            return Credentials(username=login, oauth_access_token=token)
+        if not mailbox.password_ciphertext:
+            raise SyncError(ErrorCode.CREDENTIALS_MISSING, "the mailbox has no password set")
+        password = box.decrypt(mailbox.password_ciphertext, what="the mailbox password")
+        return Credentials(username=login, password=password)
+    except SecretKeyError as exc:
+        raise SyncError(ErrorCode.CONFIGURATION, str(exc)) from exc
+
+
+def plan_for(mailbox: Mailbox, box: SecretBox) -> ConnectionPlan:
+    profile = mailbox.profile
+    if profile is None:
+        raise SyncError(ErrorCode.CONFIGURATION, "the mailbox has no email server profile")
+    protocol = profile.server_type.incoming_protocol
+    if protocol in ("ews", "graph"):
+        raise SyncError(
+            ErrorCode.NOT_SUPPORTED,
+            f"{profile.server_type.value}: no Exchange connector is available in this build",
+        )
+    return ConnectionPlan(
+        protocol=protocol,
+        incoming=_endpoint(
+            profile, profile.incoming_host, profile.incoming_port, profile.incoming_security
+        ),
+        outgoing=_endpoint(
+            profile, profile.outgoing_host, profile.outgoing_port, profile.outgoing_security
+        ),
+        credentials=_credentials(mailbox, profile, box),
+    )
