@@ -1,77 +1,38 @@
-"""The ``crmsync`` command.
-
-    crmsync init             create or upgrade the database, first organisation and admin
-    crmsync serve            the API (and, later, the sync engine) in one process
-    crmsync db upgrade       migrate the database to the newest schema
-    crmsync user add NAME    add a user
-    crmsync token create NAME   issue an API token for a user
-
-Exit codes scripts can trust: 0 done, 1 refused or failed (a message on stderr says why),
-2 wrong usage. Passwords are read from a prompt or the environment, never echoed, and
-tokens are printed once.
-"""
+"""Setting up and running: init, serve, db, user, token."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from crmsync.config import Settings, load_settings
-from crmsync.crm.access import load_principal
+from crmsync.cli.common import (
+    AS_USER_HELP,
+    acting_principal,
+    app,
+    err,
+    fail,
+    open_store,
+    out,
+    read_secret,
+    settings,
+)
 from crmsync.crm.auth import issue_token
 from crmsync.crm.directory import create_user
 from crmsync.crm.errors import CrmError
 from crmsync.crm.models.org import SecurityRole, User
 from crmsync.crm.setup import initialise, root_business_unit
-from crmsync.crm.store import Store
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n\n")[0])
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 user_app = typer.Typer(no_args_is_help=True, help="Users.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except Exception as exc:
-        fail(f"configuration: {exc}")
-
-
-def _store(settings: Settings, *, must_exist: bool = True) -> Store:
-    store = Store.from_settings(settings)
-    if must_exist and not store.is_initialised():
-        fail("the database is not initialised; run `crmsync init` first")
-    return store
-
-
-def _password(option: str | None, env_name: str, prompt: str) -> str:
-    if option:
-        return option
-    from_env = os.environ.get(env_name)
-    if from_env:
-        return from_env
-    if sys.stdin.isatty():
-        return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
-    return ""
 
 
 @app.command()
@@ -88,12 +49,11 @@ def init(
     ] = None,
 ) -> None:
     """Create or upgrade the database, the first organisation and its administrator."""
-    settings = _settings()
-    store = _store(settings, must_exist=False)
+    store = open_store(settings(), must_exist=False)
     try:
         with out.status("Migrating the database…"):
             store.migrate()
-        password = _password(admin_password, "CRMSYNC_ADMIN_PASSWORD", "Admin password")
+        password = read_secret(admin_password, "CRMSYNC_ADMIN_PASSWORD", "Admin password")
         generated = not password
         password = password or secrets.token_urlsafe(12)
         with store.transaction() as session:
@@ -126,14 +86,14 @@ def serve(
 
     from crmsync.api.app import create_app
 
-    settings = _settings()
-    store = _store(settings)
-    application = create_app(settings, store)
+    config = settings()
+    store = open_store(config)
+    application = create_app(config, store)
     uvicorn.run(
         application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
+        host=host or config.host,
+        port=port or config.port,
+        log_level=config.log_level.lower(),
     )
 
 
@@ -142,7 +102,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Migrate the database schema (to the newest revision by default)."""
-    store = _store(_settings(), must_exist=False)
+    store = open_store(settings(), must_exist=False)
     try:
         store.migrate(revision)
     except SQLAlchemyError as exc:
@@ -150,18 +110,6 @@ def db_upgrade(
     finally:
         store.dispose()
     out.print(f"Database at revision {revision}.")
-
-
-def _admin(store: Store, username: str | None) -> User:
-    """The user on whose authority a CLI change is made (the first administrator)."""
-    with store.transaction() as session:
-        query = select(User).where(User.is_active.is_(True)).order_by(User.created_at)
-        if username:
-            query = query.where(User.username == username)
-        user = session.scalars(query).first()
-        if user is None:
-            fail(f"no active user {username!r}" if username else "no active user")
-        return user
 
 
 @user_app.command("add")
@@ -173,17 +121,14 @@ def user_add(
     password: Annotated[
         str | None, typer.Option(help="Password (or CRMSYNC_USER_PASSWORD; prompted on a tty).")
     ] = None,
-    as_user: Annotated[
-        str | None, typer.Option("--as", help="Act as this user (default: first admin).")
-    ] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help=AS_USER_HELP)] = None,
 ) -> None:
     """Add a user to the organisation's root business unit."""
-    store = _store(_settings())
-    acting = _admin(store, as_user)
-    secret = _password(password, "CRMSYNC_USER_PASSWORD", "Password") or None
+    store = open_store(settings())
+    principal = acting_principal(store, as_user)
+    secret = read_secret(password, "CRMSYNC_USER_PASSWORD", "Password") or None
     try:
         with store.transaction() as session:
-            principal = load_principal(session.merge(acting))
             roles = []
             for name in role or []:
                 found = session.scalar(
@@ -219,7 +164,7 @@ def token_create(
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
 ) -> None:
     """Issue an API token; it is printed once, to stdout, alone on its line."""
-    store = _store(_settings())
+    store = open_store(settings())
     try:
         with store.transaction() as session:
             user = session.scalar(select(User).where(User.username == username))
@@ -231,7 +176,3 @@ def token_create(
     if sys.stdout.isatty():
         err.print("API token (shown once; only a hash is kept):")
     print(clear)
-
-
-def main() -> None:
-    app()

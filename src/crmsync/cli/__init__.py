@@ -1,0 +1,17 @@
+"""The ``crmsync`` command.
+
+crmsync init | serve | db upgrade | user add | token create      (cli/admin.py)
+crmsync profile … | mailbox … | alerts | secrets rotate          (cli/mail.py)
+"""
+
+from __future__ import annotations
+
+from crmsync.cli import admin, mail  # noqa: F401 - importing registers the commands
+from crmsync.cli.common import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]
