@@ -57,9 +57,11 @@ def raise_alert(
         )
     )
     if recent is not None:
+        # The latest word wins: a retried failure may since have disabled the channel.
         recent.occurrences += 1
         recent.last_seen_at = now
-        recent.detail = detail
+        recent.severity, recent.title = severity, title
+        recent.detail, recent.remediation = detail, remediation
         return recent
     alert = Alert(
         organisation_id=organisation_id,

@@ -1,0 +1,78 @@
+"""pytest fixtures for the real test servers; load with ``pytest_plugins``.
+
+    pytest_plugins = ["tests.servers.fixtures"]      # in tests/conftest.py
+
+Session-scoped (one process each per test session, started on first use):
+    dovecot      DovecotServer in TLS mode (STARTTLS + IMAPS/POP3S) with a master user
+    smtp_server  SmtpServer relay in front of ``dovecot`` (same users and CA); its fault
+                 queue is emptied after every test that used it
+    radicale     RadicaleServer over plain HTTP
+Function-scoped:
+    mail_user    a fresh MailUser on ``dovecot`` with a random name and password
+    dav_user     a fresh DavUser on ``radicale``
+    postgres_url the SQLAlchemy URL of a fresh PostgreSQL database, dropped afterwards
+
+What it must never do: share mutable state between tests beyond the servers themselves
+(each test makes its own users), or start a server that no test asked for.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers.dovecot import DovecotServer
+from tests.servers.dovecot_users import MailUser
+from tests.servers.postgres import fresh_database
+from tests.servers.radicale import DavUser, RadicaleServer
+from tests.servers.smtp import SmtpServer
+
+
+def _random_user() -> tuple[str, str]:
+    return f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    with DovecotServer(tls=True, master_user=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smtp_server(dovecot: DovecotServer) -> Iterator[SmtpServer]:
+    with SmtpServer.in_front_of(dovecot) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _reset_smtp_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "smtp_server" in request.fixturenames:
+        server: SmtpServer = request.getfixturevalue("smtp_server")
+        server.set_faults([])
+
+
+@pytest.fixture(scope="session")
+def radicale() -> Iterator[RadicaleServer]:
+    with RadicaleServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_user(dovecot: DovecotServer) -> MailUser:
+    name, password = _random_user()
+    return dovecot.add_user(name, password)
+
+
+@pytest.fixture
+def dav_user(radicale: RadicaleServer) -> DavUser:
+    name, password = _random_user()
+    return radicale.add_user(name, password)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
