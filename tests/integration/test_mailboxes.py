@@ -139,7 +139,8 @@ def test_a_correct_mailbox_passes_and_is_enabled_once_approved(
     assert client.post(f"{API}/mailboxes/{mailbox['id']}/approve", headers=admin).status_code == 200
     _test_enable(client, admin, mailbox["id"])
     channels = _channels(client, admin, mailbox["id"])
-    assert channels["incoming"]["enabled"] and channels["outgoing"]["enabled"]
+    assert channels["incoming"]["enabled"]
+    assert channels["outgoing"]["enabled"]
     assert channels["act"]["enabled"] is False  # act_method is none by default
     history = client.get(f"{API}/mailboxes/{mailbox['id']}/tests", headers=admin).json()
     assert len(history) == 2
@@ -212,7 +213,8 @@ def test_a_closed_port_is_host_unreachable_and_transient(
     ]
     alerts = client.get(f"{API}/alerts", params={"mailbox_id": mailbox["id"]}, headers=admin)
     unreachable = [a for a in alerts.json()["items"] if a["code"] == "HOST_UNREACHABLE"]
-    assert unreachable and unreachable[0]["severity"] == "error"
+    assert unreachable
+    assert unreachable[0]["severity"] == "error"
     # The outgoing channel is checked on its own and still passes.
     outgoing = [s for s in run["steps"] if s["channel"] == "outgoing"]
     assert all(s["ok"] for s in outgoing)
@@ -287,7 +289,8 @@ def test_profile_wide_credentials_log_in_as_each_mailbox(
     smtp_server: SmtpServer,
     mail_user: MailUser,
 ) -> None:
-    assert dovecot.master_login and dovecot.master_password
+    assert dovecot.master_login
+    assert dovecot.master_password
     _profile(
         client,
         admin,
