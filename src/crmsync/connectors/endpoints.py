@@ -71,8 +71,7 @@ class Endpoint:
         if self.security is Security.PLAIN and not self.allow_plaintext:
             raise SyncError(
                 ErrorCode.TLS_REQUIRED,
-                f"plain (unencrypted) connections are not allowed for this profile "
-                f"({self.where})",
+                f"plain (unencrypted) connections are not allowed for this profile ({self.where})",
             )
 
     def ssl_context(self) -> ssl.SSLContext:

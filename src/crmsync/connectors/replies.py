@@ -19,6 +19,7 @@ Protocol facts relied on:
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 
 from crmsync.sync.errors import ErrorCode
@@ -117,10 +118,8 @@ def text_of(value: object) -> str:
     if isinstance(value, BaseException):
         value = value.args[0] if len(value.args) == 1 else str(value)
     if isinstance(value, str) and _BYTES_REPR.match(value):
-        try:
+        with contextlib.suppress(ValueError, SyntaxError):
             value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            pass
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("utf-8", "replace")
     return " ".join(str(value).split())
@@ -168,4 +167,4 @@ def smtp_error_code(reply: int, text: str, command: str = "") -> ErrorCode:
     )
     if found is not None:
         return found
-    return E.SERVER_UNAVAILABLE if 400 <= reply < 500 else E.PROTOCOL_ERROR  # noqa: PLR2004
+    return E.SERVER_UNAVAILABLE if 400 <= reply < 500 else E.PROTOCOL_ERROR

@@ -61,12 +61,22 @@ TLS_HINTS: dict[str, str] = {
     "SSLV3_ALERT_HANDSHAKE_FAILURE": "no cipher or TLS version in common with the server",
 }
 
+# Certificate verification failures (OpenSSL's verify messages) and what they usually mean.
+VERIFY_HINTS: dict[str, str] = {
+    "unable to get local issuer certificate": "the issuing CA is not trusted",
+    "self-signed certificate": "the certificate is self-signed and not trusted",
+    "self-signed certificate in certificate chain": "the root CA is not trusted",
+    "self signed certificate": "the certificate is self-signed and not trusted",  # OpenSSL 1.1
+    "self signed certificate in certificate chain": "the root CA is not trusted",
+    "certificate has expired": "renew the server's certificate",
+}
+
 _SSL_NOISE = re.compile(r"^\[SSL(?:: [A-Z0-9_]+)?\]\s*|\s*\(_ssl\.c:\d+\)$")
 
 
 def _ssl_text(exc: ssl.SSLError) -> str:
     text = _SSL_NOISE.sub("", str(exc.args[1]) if len(exc.args) > 1 else str(exc))
-    return text.strip() or (exc.reason or type(exc).__name__)
+    return text.strip() or getattr(exc, "reason", None) or type(exc).__name__
 
 
 def _os_text(exc: OSError) -> str:
@@ -79,13 +89,16 @@ def _os_text(exc: OSError) -> str:
 
 def _classify(exc: BaseException, where: str) -> tuple[ErrorCode, str]:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        why = exc.verify_message or _ssl_text(exc)
-        return ErrorCode.TLS_FAILED, f"certificate verify failed: {why}"
+        why = getattr(exc, "verify_message", None) or _ssl_text(exc)
+        hint = VERIFY_HINTS.get(why)
+        return ErrorCode.TLS_FAILED, f"certificate verify failed: {why}" + (
+            f" ({hint})" if hint else ""
+        )
     if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):
         return ErrorCode.CONNECTION_LOST, f"connection closed during TLS: {_ssl_text(exc)}"
     if isinstance(exc, ssl.SSLError):
         text = _ssl_text(exc)
-        hint = TLS_HINTS.get(exc.reason or "")
+        hint = TLS_HINTS.get(getattr(exc, "reason", None) or "")
         return ErrorCode.TLS_FAILED, f"TLS failed: {text}" + (f" ({hint})" if hint else "")
     if isinstance(exc, socket.gaierror):
         host = where.rpartition(":")[0].strip("[]")

@@ -81,8 +81,8 @@ def test_ssl_context_verifies_by_default_and_adds_ca_pem(tmp_path: Path) -> None
     for context in (default, with_ca):
         assert context.verify_mode is ssl.CERT_REQUIRED
         assert context.check_hostname
-    subjects = [dict(x[0] for x in ca["subject"]) for ca in with_ca.get_ca_certs()]
-    assert {"organizationName": "crmsync tests", "commonName": "crmsync test CA"} in subjects
+    subjects = [str(ca["subject"]) for ca in with_ca.get_ca_certs()]
+    assert any("crmsync test CA" in subject for subject in subjects)
     assert len(with_ca.get_ca_certs()) == len(default.get_ca_certs()) + 1
 
 

@@ -1,0 +1,211 @@
+"""POP3 access over stdlib poplib: connect, log in, STAT, CAPA, QUIT.
+
+What it is for: the one way crmsync opens a POP3 session (RFC 1939). ``Pop3Connection.open``
+connects with the endpoint's TLS mode (POP3S, STLS per RFC 2595, or plain when allowed),
+logs in with USER/PASS, or with ``AUTH XOAUTH2`` (RFC 5034 framing) when a token is
+given, and exposes the raw ``poplib.POP3`` through ``.client`` for later engines.
+
+What it must never do: import crmsync.crm, let a poplib/socket/ssl exception escape (all
+are mapped here, once, to ``SyncError``), put a password or token into a detail, or talk
+plain text unless ``Endpoint.allow_plaintext``. poplib's debug output stays off.
+
+Failures at PASS: ``-ERR`` is AUTH_FAILED unless an RFC 3206 response code says more:
+``[IN-USE]`` and ``[SYS/TEMP]`` are SERVER_UNAVAILABLE, ``[LOGIN-DELAY]`` THROTTLED
+(table in ``replies.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import poplib
+import ssl
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from crmsync.connectors.endpoints import Credentials, Endpoint, Security, xoauth2_string
+from crmsync.connectors.replies import pop3_error_code, text_of
+from crmsync.connectors.transport import Translate, map_error, mapped_errors
+from crmsync.sync.errors import ErrorCode, SyncError
+
+logger = logging.getLogger(__name__)
+
+
+def translate(where: str, *, default: ErrorCode) -> Translate:
+    """Map poplib exceptions; ``default`` for an ``-ERR`` in this step."""
+
+    def mapped(exc: Exception) -> SyncError | None:
+        if isinstance(exc, poplib.error_proto):
+            if isinstance(exc.__context__, OSError):
+                return map_error(exc.__context__, where)
+            text = text_of(exc)
+            if text in ("-ERR EOF", "EOF"):
+                return SyncError(ErrorCode.CONNECTION_LOST, f"connection closed ({where})")
+            return SyncError(pop3_error_code(text, default), f"server said: {text} ({where})")
+        if isinstance(exc, UnicodeError):
+            return SyncError(
+                ErrorCode.AUTH_FAILED,
+                f"the user name or password has characters POP3 cannot carry ({where})",
+            )
+        return None
+
+    return mapped
+
+
+class Pop3Connection:
+    """One POP3 session. Use ``open``/``connect``; close with ``quit`` or ``with``."""
+
+    def __init__(self, client: poplib.POP3, endpoint: Endpoint) -> None:
+        self._client = client
+        self.endpoint = endpoint
+
+    # -- opening ------------------------------------------------------------------------
+    @classmethod
+    def connect(cls, endpoint: Endpoint) -> Pop3Connection:
+        """Connect and secure the session (AUTHORIZATION state, not logged in)."""
+        endpoint.require_allowed()
+        where = endpoint.where
+        with mapped_errors(where, translate=translate(where, default=ErrorCode.PROTOCOL_ERROR)):
+            client: poplib.POP3
+            if endpoint.security is Security.IMPLICIT_TLS:
+                client = poplib.POP3_SSL(
+                    endpoint.host,
+                    endpoint.port,
+                    timeout=endpoint.timeout,
+                    context=endpoint.ssl_context(),
+                )
+            else:
+                client = poplib.POP3(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+        connection = cls(client, endpoint)
+        if endpoint.security is Security.STARTTLS:
+            try:
+                connection._starttls()
+            except SyncError:
+                connection.close()
+                raise
+        logger.debug("POP3 %s connected (%s)", where, connection.tls_version or "plain")
+        return connection
+
+    def _starttls(self) -> None:
+        where = self.endpoint.where
+        if "STLS" not in self.capabilities():
+            raise SyncError(ErrorCode.TLS_REQUIRED, f"the server does not offer STLS ({where})")
+        with mapped_errors(where, translate=translate(where, default=ErrorCode.TLS_REQUIRED)):
+            self._client.stls(self.endpoint.ssl_context())
+
+    @classmethod
+    def open(cls, endpoint: Endpoint, credentials: Credentials) -> Pop3Connection:
+        """Connect, secure and log in; on any failure nothing stays open."""
+        connection = cls.connect(endpoint)
+        try:
+            connection.login(credentials)
+        except SyncError:
+            connection.close()
+            raise
+        return connection
+
+    def login(self, credentials: Credentials) -> None:
+        """USER/PASS with the password, or ``AUTH XOAUTH2`` with the access token."""
+        where = self.endpoint.where
+        credentials.require_secret(where)
+        token = credentials.oauth_access_token
+        if token:
+            self._require_mechanism("XOAUTH2")
+        mapping = translate(where, default=ErrorCode.AUTH_FAILED)
+        with mapped_errors(where, translate=mapping, secrets=credentials.secrets):
+            if token:
+                self._xoauth2(xoauth2_string(credentials.username, token))
+            else:
+                self._client.user(credentials.username)
+                self._client.pass_(credentials.password or "")
+        logger.debug("POP3 %s logged in as %s", where, credentials.username)
+
+    def _xoauth2(self, initial: str) -> None:
+        # poplib has no AUTH; _shortcmd sends one line and raises error_proto on -ERR.
+        shortcmd: Callable[[str], bytes] = self._client._shortcmd  # type: ignore[attr-defined]
+        shortcmd("AUTH XOAUTH2")
+        answer = shortcmd(base64.b64encode(initial.encode()).decode("ascii"))
+        if answer.startswith(b"+"):  # an error challenge: answer empty to get the -ERR
+            shortcmd("")
+
+    def _require_mechanism(self, mechanism: str) -> None:
+        offered = self.sasl_mechanisms()
+        if offered is not None and mechanism not in offered:
+            raise SyncError(
+                ErrorCode.AUTH_MECHANISM_UNSUPPORTED,
+                f"the server does not offer SASL {mechanism}; it offers "
+                f"{', '.join(sorted(offered)) or 'none'} ({self.endpoint.where})",
+            )
+
+    # -- queries ------------------------------------------------------------------------
+    @property
+    def client(self) -> poplib.POP3:
+        """The raw ``poplib.POP3`` for engines (wrap calls in ``mapped_errors``)."""
+        return self._client
+
+    @property
+    def tls_version(self) -> str | None:
+        sock = self._client.sock
+        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+
+    def _capa(self) -> dict[str, list[str]] | None:
+        where = self.endpoint.where
+        try:
+            with mapped_errors(where, translate=translate(where, default=ErrorCode.PROTOCOL_ERROR)):
+                return self._client.capa()
+        except SyncError as error:
+            if error.code is ErrorCode.PROTOCOL_ERROR:
+                return None  # -ERR: CAPA itself is not supported (RFC 2449 predates it)
+            raise
+
+    def capabilities(self) -> frozenset[str]:
+        """CAPA names upper-case, plus ``AUTH=<mech>`` per SASL mechanism; empty without CAPA.
+
+        frozenset({"TOP", "UIDL", "USER", "STLS", "SASL", "AUTH=PLAIN", "RESP-CODES", ...})
+        """
+        capa = self._capa() or {}
+        names = {name.upper() for name in capa}
+        names.update(f"AUTH={m.upper()}" for m in capa.get("SASL", []))
+        return frozenset(names)
+
+    def sasl_mechanisms(self) -> frozenset[str] | None:
+        """The SASL mechanisms CAPA lists, or None when the server has no CAPA."""
+        capa = self._capa()
+        return None if capa is None else frozenset(m.upper() for m in capa.get("SASL", []))
+
+    def stat(self) -> tuple[int, int]:
+        """(message count, mailbox size in octets) from STAT."""
+        where = self.endpoint.where
+        with mapped_errors(where, translate=translate(where, default=ErrorCode.PROTOCOL_ERROR)):
+            return self._client.stat()
+
+    # -- closing ------------------------------------------------------------------------
+    def quit(self) -> None:
+        """QUIT (which commits deletions, RFC 1939 §6) and close; never raises."""
+        try:
+            self._client.quit()
+        except Exception:
+            self.close()
+
+    def close(self) -> None:
+        """Close without QUIT (deletions are not committed); never raises."""
+        try:
+            self._client.close()
+        except Exception:
+            logger.debug("POP3 %s: connection already closed", self.endpoint.where)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # After a failure, leave without QUIT so the server rolls back any DELE.
+        if exc_type is None:
+            self.quit()
+        else:
+            self.close()
