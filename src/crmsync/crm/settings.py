@@ -6,6 +6,8 @@ downgrade never loses what a newer version wrote.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -59,3 +61,30 @@ class OrganisationSettings(BaseModel):
         ]
     )
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=0)
+    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    blocked_senders: list[str] = Field(
+        default_factory=list, description="Addresses or domains whose email is never tracked."
+    )
+    use_conversation_index: bool = True
+    smart_matching: bool = False
+    smart_matching_min_participants: int = Field(default=2, ge=1, le=10)
+    alert_retention_days: int = Field(default=30, ge=1, le=3650)
+
+
+class UnknownSenderRecord(StrEnum):
+    NONE = "none"
+    CONTACT = "contact"
+    LEAD = "lead"
+
+
+class TrackingPreferences(BaseModel):
+    """A mailbox owner's (user's or queue's) choices about their incoming email."""
+
+    model_config = ConfigDict(extra="allow")
+
+    track_scope: str = Field(
+        default="replies_to_crm",
+        description="all, replies_to_crm, from_crm_records, from_email_enabled or none.",
+    )
+    create_for_unknown_sender: UnknownSenderRecord = UnknownSenderRecord.NONE
+    leave_ambiguous_unresolved: bool = False

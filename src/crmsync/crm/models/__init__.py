@@ -38,6 +38,13 @@ from crmsync.crm.models.records import (
     Opportunity,
 )
 from crmsync.crm.models.sharing import EmailAddressEntry, RecordShare
+from crmsync.crm.models.sync_state import (
+    EmailKey,
+    FolderCursor,
+    MailboxMessage,
+    Pop3Seen,
+    QueueItem,
+)
 
 __all__ = [
     "Account",
@@ -55,6 +62,11 @@ __all__ = [
     "CustomerRecord",
     "Email",
     "EmailAddressEntry",
+    "EmailKey",
+    "FolderCursor",
+    "MailboxMessage",
+    "Pop3Seen",
+    "QueueItem",
     "EmailServerProfile",
     "ItemFailure",
     "Lead",

@@ -70,6 +70,8 @@ class User(IdMixin, TimestampMixin, Base):
     full_name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # crmsync.crm.settings.TrackingPreferences, as JSON.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     addresses: Mapped[list[UserAddress]] = relationship(
         back_populates="user",
@@ -170,6 +172,8 @@ class Queue(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # crmsync.crm.settings.TrackingPreferences, as JSON.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class ApiToken(IdMixin, TimestampMixin, Base):
