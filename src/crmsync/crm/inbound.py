@@ -1,0 +1,169 @@
+"""Storing what the incoming engine decided: one email activity per message, linked to
+every mailbox that saw it.
+
+The engine (crmsync.sync.incoming) decides — with crmsync.tracking — what to track,
+against which record and with which parties; this module only writes. It acts for the
+mailbox's owner (a system process, not a request), so it checks no rights, and it never
+talks to a mail server.
+
+"One message, one activity" is a database constraint (``email_keys``): when two
+mailboxes store the same message at the same time, one insert wins and the other links
+to the winner's activity.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crmsync.crm.blobs import BlobStore
+from crmsync.crm.models.activities import ActivityParty, Attachment, Email
+from crmsync.crm.models.sync_state import EmailKey, QueueItem
+from crmsync.crm.types import (
+    ActivityState,
+    CorrelationMethod,
+    Direction,
+    EmailStatus,
+    Participation,
+    RecordType,
+)
+
+
+@dataclass(frozen=True)
+class PartyRow:
+    participation: Participation
+    address: str | None
+    display_name: str = ""
+    record_type: RecordType | None = None
+    record_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class AttachmentRow:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundEmail:
+    organisation_id: uuid.UUID
+    owner_id: uuid.UUID
+    owning_business_unit_id: uuid.UUID
+    dedupe_key: str
+    subject: str
+    description: str  # sanitized HTML, safe to show
+    body_text: str
+    occurred_at: datetime
+    message_id: str | None
+    in_reply_to: str | None
+    references: str | None
+    conversation_index: str | None
+    conversation_guid: str | None
+    normalised_subject: str
+    tracking_token: str | None
+    correlation_method: CorrelationMethod
+    regarding: tuple[RecordType, uuid.UUID] | None
+    parties: list[PartyRow] = field(default_factory=list)
+    attachments: list[AttachmentRow] = field(default_factory=list)
+    queue_id: uuid.UUID | None = None
+
+
+def existing_email(session: Session, organisation_id: uuid.UUID, key: str) -> Email | None:
+    row = session.get(EmailKey, (organisation_id, key))
+    return session.get(Email, row.email_id) if row is not None else None
+
+
+def store_email(
+    session: Session, blobs: BlobStore, inbound: InboundEmail, raw_sha256: str
+) -> tuple[Email, bool]:
+    """The activity for ``inbound``: created, or the one another mailbox already made."""
+    found = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
+    if found is not None:
+        _queue(session, inbound.queue_id, found.id)
+        return found, False
+    email = Email(
+        organisation_id=inbound.organisation_id,
+        owner_id=inbound.owner_id,
+        owning_business_unit_id=inbound.owning_business_unit_id,
+        subject=inbound.subject[:400],
+        description=inbound.description,
+        body_text=inbound.body_text,
+        regarding_type=inbound.regarding[0] if inbound.regarding else None,
+        regarding_id=inbound.regarding[1] if inbound.regarding else None,
+        state=ActivityState.COMPLETED,
+        status=EmailStatus.RECEIVED,
+        direction=Direction.INCOMING,
+        actual_start=inbound.occurred_at,
+        actual_end=inbound.occurred_at,
+        occurred_at=inbound.occurred_at,
+        message_id=inbound.message_id,
+        in_reply_to=inbound.in_reply_to,
+        references=inbound.references,
+        conversation_index=inbound.conversation_index,
+        conversation_guid=inbound.conversation_guid,
+        normalised_subject=inbound.normalised_subject[:400] or None,
+        tracking_token=inbound.tracking_token,
+        correlation_method=inbound.correlation_method,
+        raw_sha256=raw_sha256,
+    )
+    email.parties = [
+        ActivityParty(
+            position=position,
+            participation=party.participation,
+            party_type=party.record_type,
+            party_id=party.record_id,
+            address=party.address,
+            display_name=party.display_name[:300],
+        )
+        for position, party in enumerate(inbound.parties)
+    ]
+    email.attachments = [
+        Attachment(
+            blob_sha256=blobs.put(session, attachment.data),
+            filename=attachment.filename[:400],
+            content_type=attachment.content_type[:200],
+            size=len(attachment.data),
+            content_id=attachment.content_id,
+        )
+        for attachment in inbound.attachments
+    ]
+    try:
+        with session.begin_nested():
+            session.add(email)
+            session.flush()
+            session.add(
+                EmailKey(
+                    organisation_id=inbound.organisation_id,
+                    key=inbound.dedupe_key,
+                    email_id=email.id,
+                )
+            )
+            session.flush()
+    except IntegrityError:
+        # Another worker stored the same message first: use its activity.
+        winner = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
+        if winner is None:
+            raise
+        _queue(session, inbound.queue_id, winner.id)
+        return winner, False
+    _queue(session, inbound.queue_id, email.id)
+    return email, True
+
+
+def _queue(session: Session, queue_id: uuid.UUID | None, activity_id: uuid.UUID) -> None:
+    if queue_id is None:
+        return
+    exists = session.scalar(
+        select(QueueItem.id).where(
+            QueueItem.queue_id == queue_id, QueueItem.activity_id == activity_id
+        )
+    )
+    if exists is None:
+        session.add(QueueItem(queue_id=queue_id, activity_id=activity_id))
