@@ -155,8 +155,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pop3_seen")),
         sa.UniqueConstraint("mailbox_id", "uidl", name=op.f("uq_pop3_seen_mailbox_id_uidl")),
     )
+    with op.batch_alter_table("mailbox_channels", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("quiet_polls", sa.Integer(), nullable=False, server_default=sa.text("0"))
+        )
+
     with op.batch_alter_table("emails", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("conversation_guid", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("conversation_guid", sa.String(length=36), nullable=True))
         batch_op.add_column(sa.Column("normalised_subject", sa.String(length=400), nullable=True))
         batch_op.create_index(
             batch_op.f("ix_emails_conversation_guid"), ["conversation_guid"], unique=False
@@ -179,6 +184,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("mailbox_channels", schema=None) as batch_op:
+        batch_op.drop_column("quiet_polls")
+
     with op.batch_alter_table("emails", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_emails_normalised_subject"))
         batch_op.drop_index(batch_op.f("ix_emails_conversation_guid"))

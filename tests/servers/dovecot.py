@@ -12,6 +12,12 @@ root, as on the CI machines.
 What it must never do: touch /etc/dovecot or a system Dovecot, listen beyond loopback,
 or leave a process behind (see ``process.py`` for the parent-death and atexit guards).
 
+OAuth2 mode (``oauth2_introspection_url=…``, e.g. ``OAuthServer.introspection_url``) adds
+AUTH=XOAUTH2 and AUTH=OAUTHBEARER, checked by Dovecot's oauth2 passdb through RFC 7662
+token introspection (``dovecot_conf.render_oauth2_conf``); passwords keep working through
+the passwd-file passdb, but only with PLAIN/LOGIN. Users are still added with
+``add_user`` (the userdb needs them); their OAuth grants live in the OAuth server.
+
     server = DovecotServer(tls=True, master_user=True).start()
     alice = server.add_user("alice", "secret")   # MailUser(address='alice@example.test', ...)
     server.deliver(alice, b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
@@ -34,7 +40,13 @@ from types import TracebackType
 from typing import Self
 
 from tests.servers import process
-from tests.servers.dovecot_conf import DovecotLayout, DovecotPorts, prepare_layout, render_conf
+from tests.servers.dovecot_conf import (
+    DovecotLayout,
+    DovecotPorts,
+    prepare_layout,
+    render_conf,
+    render_oauth2_conf,
+)
 from tests.servers.dovecot_users import MailUser, wait_until_known, write_user_files
 from tests.servers.passwd import write_atomically
 from tests.servers.tls import TlsMaterial, make_tls_material
@@ -60,8 +72,10 @@ class DovecotServer:
         domain: str = "example.test",
         startup_timeout: float = 20.0,
         keep_directory: bool = False,
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         self.domain = domain
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.tls = tls
         self.auth_penalty = auth_penalty
         self.startup_timeout = startup_timeout
@@ -162,6 +176,7 @@ class DovecotServer:
                     tls=self.tls_material,
                     master_user=self.master_login is not None,
                     auth_penalty=self.auth_penalty,
+                    oauth2=self.oauth2_introspection_url is not None,
                 )
             )
             self._proc = process.spawn(
@@ -287,6 +302,10 @@ class DovecotServer:
                 self.layout.master_users, f"{self.master_login}:{{PLAIN}}{self.master_password}\n"
             )
         write_user_files(self.layout, self.users.values())
+        if self.oauth2_introspection_url is not None:
+            write_atomically(
+                self.layout.oauth2_conf, render_oauth2_conf(self.oauth2_introspection_url)
+            )
 
     def _wait_ready(self) -> None:
         ports = [p for p in astuple(self.ports) if p is not None]

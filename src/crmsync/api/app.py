@@ -1,10 +1,15 @@
 """The FastAPI application factory.
 
-``create_app(settings, store)`` wires routes, error handlers and state; it does no I/O
-itself, so tests build apps on throwaway databases freely. OpenAPI is served at /docs.
+``create_app(settings, store)`` wires routes, error handlers and state, so tests build
+apps on throwaway databases freely; ``crmsync serve`` adds the embedded sync engine
+(``run_sync=True``), which starts and stops with the app. OpenAPI is served at /docs.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -14,12 +19,36 @@ from crmsync.api.routes import auth, directory, mailboxes, records
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
+from crmsync.runtime.embedded import EmbeddedRuntime
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, store: Store, secret_box: SecretBox | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    store: Store,
+    secret_box: SecretBox | None = None,
+    *,
+    run_sync: bool = False,
+) -> FastAPI:
+    """The API; with ``run_sync`` the embedded sync engine runs for the app's lifetime."""
+    box = secret_box or SecretBox.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not run_sync:
+            yield
+            return
+        stop = asyncio.Event()
+        engine = asyncio.create_task(EmbeddedRuntime(store, box).run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await engine
+
     app = FastAPI(
+        lifespan=lifespan,
         title="crmsync",
         version=__version__,
         description="Server-side synchronization between mail systems and the CRM.",
@@ -29,7 +58,7 @@ def create_app(settings: Settings, store: Store, secret_box: SecretBox | None = 
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.secret_box = secret_box or SecretBox.from_settings(settings)
+    app.state.secret_box = box
     problems.install(app)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(directory.router, prefix=API_PREFIX)

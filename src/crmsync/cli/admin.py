@@ -80,15 +80,16 @@ def init(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    sync: Annotated[bool, typer.Option(help="Run the sync engine in this process too.")] = True,
 ) -> None:
-    """Run the API (OpenAPI at /docs) in this process."""
+    """Run the API (OpenAPI at /docs) and the sync engine in this process."""
     import uvicorn
 
     from crmsync.api.app import create_app
 
     config = settings()
     store = open_store(config)
-    application = create_app(config, store)
+    application = create_app(config, store, run_sync=sync)
     uvicorn.run(
         application,
         host=host or config.host,

@@ -47,6 +47,7 @@ from crmsync.crm.types import (
     SyncMethod,
 )
 from crmsync.sync.check_enable import check_and_enable
+from crmsync.sync.incoming import IncomingOptions, sync_incoming
 
 profile_app = typer.Typer(no_args_is_help=True, help="Email server profiles.")
 mailbox_app = typer.Typer(
@@ -280,6 +281,17 @@ def mailbox_test(
     as_user: AsUser = None,
 ) -> None:
     """Test & Enable: check each mailbox against its servers, step by step."""
+    store, box, chosen = _chosen_for_work(selectors, as_user)
+    runs = _run_checks(store, box, chosen, parallel)
+    failed = _report(runs)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _chosen_for_work(
+    selectors: list[str], as_user: str | None
+) -> tuple[Store, SecretBox, list[tuple[uuid.UUID, str]]]:
+    """Store, key and the (id, name) of each chosen mailbox the caller may work on."""
     config = settings()
     store = open_store(config)
     box = secret_box(config)
@@ -291,23 +303,19 @@ def mailbox_test(
                 mailboxes.get_mailbox(session, principal, mailbox_id, Privilege.WRITE)
     except CrmError as exc:
         fail(exc.detail)
-    runs = _run_checks(store, box, chosen, parallel)
-    failed = _report(runs)
-    if failed:
-        raise typer.Exit(1)
+    return store, box, chosen
+
+
+def _progress() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    return Progress(*columns, TimeElapsedColumn(), console=err, transient=True)
 
 
 def _run_checks(
     store: Store, box: SecretBox, chosen: list[tuple[Any, str]], parallel: int
 ) -> list[tuple[str, MailboxTest]]:
     runs: list[tuple[str, MailboxTest]] = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=True) as progress:
+    with _progress() as progress:
         task = progress.add_task("Test & Enable", total=len(chosen))
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             futures = {pool.submit(check_and_enable, store, box, mid): name for mid, name in chosen}
@@ -383,3 +391,43 @@ def secrets_rotate() -> None:
         count = rotate_all(session, SecretBox([new_key, *old_keys]))
     write_key_file(key_file, [new_key])
     out.print(f"Re-encrypted {count} secret(s) with a new key in {key_file}.")
+
+
+sync_app = typer.Typer(no_args_is_help=True, help="Run synchronization by hand.")
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.command("once")
+def sync_once(
+    mailbox: Annotated[
+        list[str] | None, typer.Option(help="Only these mailboxes (id, address, name).")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Messages per commit.")] = 200,
+    as_user: AsUser = None,
+) -> None:
+    """One incoming pass over every runnable mailbox (or those named), with progress."""
+    store, box, chosen = _chosen_for_work(mailbox or ["all"], as_user)
+    options = IncomingOptions(batch_messages=batch)
+    table = Table("mailbox", "result", "messages", "tracked", "failed", "detail")
+    failed = 0
+    with _progress() as progress:
+        task = progress.add_task("Incoming email", total=len(chosen))
+        for mailbox_id, name in chosen:
+            progress.update(task, description=f"Incoming email: {name}")
+            report = sync_incoming(store, box, mailbox_id, options)
+            progress.advance(task)
+            if not report.ran:
+                table.add_row(name, "skipped", "", "", "", report.why_not)
+                continue
+            failed += report.error is not None
+            table.add_row(
+                name,
+                "[red]failed[/]" if report.error else "[green]ok[/]",
+                str(report.seen),
+                str(report.tracked),
+                str(report.failed),
+                str(report.error or ""),
+            )
+    out.print(table)
+    if failed:
+        raise typer.Exit(1)

@@ -1,9 +1,19 @@
-"""IMAP4rev1 access over imapclient: connect, log in, read capabilities, select a folder.
+"""IMAP4rev1 access over imapclient: one ``ImapConnection`` per session, for every engine.
 
-What it is for: the one way crmsync opens an IMAP session. ``ImapConnection.open`` connects
-with the endpoint's TLS mode (implicit TLS, STARTTLS with the endpoint's context, or plain
-when allowed), logs in with a password (LOGIN) or an OAuth2 token (AUTHENTICATE XOAUTH2),
-and hands later engines the raw ``IMAPClient`` through ``.client``.
+What it is for: the one way crmsync opens and uses an IMAP session. ``open`` connects with
+the endpoint's TLS mode (implicit TLS, STARTTLS with the endpoint's context, or plain when
+allowed), logs in with a password (LOGIN) or an OAuth2 token (AUTHENTICATE XOAUTH2), and
+ENABLEs CONDSTORE/QRESYNC. The class is assembled from one part per concern, each in its
+own module:
+
+    imap_session.py   error mapping, capabilities (``supports_*``), raw UID commands
+    imap_fetch.py     uids_after, all_uids, fetch_meta, fetch_raw, search_message_id
+    imap_changes.py   changed_since, vanished_since, select_qresync (RFC 7162)
+    imap_write.py     append, ensure_folder, find_sent_folder, move, delete
+    imap_idle.py      idle_wait (RFC 2177)
+    imap_parse.py     the pure parsing behind them (tested with byte literals)
+
+It implements ``base.MailFolderSource`` and ``base.MailFolderWriter``.
 
 What it must never do: import crmsync.crm, let an imaplib/socket/ssl exception escape
 (every failure becomes ``SyncError`` here, once, via ``transport.mapped_errors`` and the
@@ -14,86 +24,56 @@ or talk plain text to a server unless ``Endpoint.allow_plaintext``.
 Session states (RFC 3501 §3), as this class moves through them:
 
     connect() ──► NOT AUTHENTICATED ──login()──► AUTHENTICATED ──select_folder()──► SELECTED
-        │ implicit TLS: TLS before the greeting            │ ENABLE CONDSTORE when offered
-        │ STARTTLS: greeting, STARTTLS, handshake          │ (RFC 7162), so SELECT reports
-        ▼                                                  ▼ HIGHESTMODSEQ
-      SyncError (DNS, TCP, TLS, greeting)           logout() ──► closed (never raises)
+        │ implicit TLS: TLS before the greeting      │ ENABLE CONDSTORE QRESYNC   │ or
+        │ STARTTLS: greeting, STARTTLS, handshake    │ when offered (RFC 7162),   │ select_qresync()
+        ▼                                            ▼ so SELECT reports MODSEQs  ▼
+      SyncError (DNS, TCP, TLS, greeting)     logout() ──► closed (never raises)
+
+``ignore_capabilities`` hides capabilities a server advertises but implements badly (a
+quirk, kept as data by the caller): they are neither ENABLEd nor used.
 """
 
 from __future__ import annotations
 
-import imaplib
 import logging
 import ssl
-from dataclasses import dataclass
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Self
 
 from imapclient import IMAPClient
-from imapclient.exceptions import CapabilityError, LoginError
 
+from crmsync.connectors.base import FolderStatus
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
-from crmsync.connectors.replies import imap_error_code, text_of
-from crmsync.connectors.transport import Translate, map_error, mapped_errors
+from crmsync.connectors.imap_changes import ImapChanges
+from crmsync.connectors.imap_fetch import ImapReading
+from crmsync.connectors.imap_idle import ImapIdle
+from crmsync.connectors.imap_parse import folder_status
+from crmsync.connectors.imap_session import translate
+from crmsync.connectors.imap_write import ImapWriting
+from crmsync.connectors.replies import text_of
+from crmsync.connectors.transport import mapped_errors
 from crmsync.sync.errors import ErrorCode, SyncError
+
+if TYPE_CHECKING:
+    from crmsync.connectors.base import MailFolderSource, MailFolderWriter
+
+__all__ = ["SYNC_CAPABILITIES", "FolderStatus", "ImapConnection", "translate"]
 
 logger = logging.getLogger(__name__)
 
 SYNC_CAPABILITIES = ("IDLE", "CONDSTORE", "QRESYNC", "MOVE", "UIDPLUS")
+ENABLE_EXTENSIONS = ("CONDSTORE", "QRESYNC")
 
 
-@dataclass(frozen=True)
-class FolderStatus:
-    """What SELECT/EXAMINE reports; ``highestmodseq`` is None without CONDSTORE/NOMODSEQ.
-
-    FolderStatus(uidvalidity=1795599498, uidnext=4, exists=3, highestmodseq=7)
-    """
-
-    uidvalidity: int
-    uidnext: int
-    exists: int
-    highestmodseq: int | None
-
-
-def translate(where: str, *, default: ErrorCode) -> Translate:
-    """Map imapclient/imaplib exceptions; ``default`` for a plain NO/BAD in this step."""
-
-    def mapped(exc: Exception) -> SyncError | None:
-        if isinstance(exc, imaplib.IMAP4.abort):
-            if isinstance(exc.__context__, OSError):
-                return map_error(exc.__context__, where)
-            text = text_of(exc)
-            code = imap_error_code(text, ErrorCode.CONNECTION_LOST)
-            return SyncError(code, f"connection closed by the server: {text} ({where})")
-        if isinstance(exc, CapabilityError):
-            return SyncError(default, f"{text_of(exc)} ({where})")
-        if isinstance(exc, LoginError):
-            text = text_of(exc)
-            code = imap_error_code(text, ErrorCode.AUTH_FAILED)
-            return SyncError(code, f"login refused: {text} ({where})")
-        if isinstance(exc, imaplib.IMAP4.error):
-            text = text_of(exc)
-            return SyncError(imap_error_code(text, default), f"server said: {text} ({where})")
-        if isinstance(exc, UnicodeError):
-            return SyncError(
-                ErrorCode.AUTH_FAILED,
-                f"the user name or password has characters IMAP LOGIN cannot carry ({where})",
-            )
-        return None
-
-    return mapped
-
-
-class ImapConnection:
+class ImapConnection(ImapReading, ImapChanges, ImapWriting, ImapIdle):
     """One IMAP session. Use ``open``/``connect``; close with ``logout`` or ``with``."""
-
-    def __init__(self, client: Any, endpoint: Endpoint) -> None:
-        self._client = client
-        self.endpoint = endpoint
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
-    def connect(cls, endpoint: Endpoint) -> ImapConnection:
+    def connect(
+        cls, endpoint: Endpoint, *, ignore_capabilities: Iterable[str] = ()
+    ) -> ImapConnection:
         """Connect and secure the session (not yet logged in)."""
         endpoint.require_allowed()
         where = endpoint.where
@@ -106,7 +86,7 @@ class ImapConnection:
                 ssl_context=context,
                 timeout=endpoint.timeout,
             )
-        connection = cls(client, endpoint)
+        connection = cls(client, endpoint, ignore_capabilities=ignore_capabilities)
         if endpoint.security is Security.STARTTLS:
             starttls = translate(where, default=ErrorCode.TLS_REQUIRED)
             try:
@@ -119,9 +99,15 @@ class ImapConnection:
         return connection
 
     @classmethod
-    def open(cls, endpoint: Endpoint, credentials: Credentials) -> ImapConnection:
+    def open(
+        cls,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        *,
+        ignore_capabilities: Iterable[str] = (),
+    ) -> ImapConnection:
         """Connect, secure and log in; on any failure nothing stays open."""
-        connection = cls.connect(endpoint)
+        connection = cls.connect(endpoint, ignore_capabilities=ignore_capabilities)
         try:
             connection.login(credentials)
         except SyncError:
@@ -130,7 +116,8 @@ class ImapConnection:
         return connection
 
     def login(self, credentials: Credentials) -> None:
-        """LOGIN with the password, or AUTHENTICATE XOAUTH2 with the access token."""
+        """LOGIN with the password, or AUTHENTICATE XOAUTH2 with the access token; then
+        ENABLE CONDSTORE and QRESYNC where offered (``supports_qresync`` needs the latter)."""
         where = self.endpoint.where
         credentials.require_secret(where)
         mapping = translate(where, default=ErrorCode.AUTH_FAILED)
@@ -141,9 +128,12 @@ class ImapConnection:
             else:
                 self._client.login(credentials.username, credentials.password)
         logger.debug("IMAP %s logged in as %s", where, credentials.username)
-        with mapped_errors(where, translate=translate(where, default=ErrorCode.PROTOCOL_ERROR)):
-            if {"ENABLE", "CONDSTORE"} <= self.capabilities():
-                self._client.enable("CONDSTORE")
+        capabilities = self.capabilities()
+        wanted = [name for name in ENABLE_EXTENSIONS if name in capabilities]
+        if "ENABLE" in capabilities and wanted:
+            with self._guard():
+                enabled = self._client.enable(*wanted)
+            self._enabled = frozenset(text_of(name).upper() for name in enabled)
 
     def _require_mechanism(self, mechanism: str) -> None:
         offered = sorted(c[5:] for c in self.capabilities() if c.startswith("AUTH="))
@@ -156,41 +146,23 @@ class ImapConnection:
 
     # -- queries ------------------------------------------------------------------------
     @property
-    def client(self) -> Any:
-        """The raw ``imapclient.IMAPClient`` for engines (wrap calls in ``mapped_errors``)."""
-        return self._client
-
-    @property
     def tls_version(self) -> str | None:
         """``"TLSv1.3"`` etc., or None on a plain connection."""
         sock = self._client.socket()
         return sock.version() if isinstance(sock, ssl.SSLSocket) else None
 
-    def capabilities(self) -> frozenset[str]:
-        """Upper-case capability names, e.g. ``frozenset({"IMAP4REV1", "IDLE", "MOVE"})``."""
-        where = self.endpoint.where
-        with mapped_errors(where, translate=translate(where, default=ErrorCode.PROTOCOL_ERROR)):
-            raw = self._client.capabilities()
-        return frozenset(text_of(c).upper() for c in raw)
-
     def select_folder(self, name: str, *, readonly: bool = False) -> FolderStatus:
-        """SELECT (or EXAMINE when ``readonly``) ``name``; a NO means FOLDER_MISSING."""
-        where = self.endpoint.where
-        with mapped_errors(where, translate=translate(where, default=ErrorCode.FOLDER_MISSING)):
+        """SELECT (or EXAMINE when ``readonly``) ``name``; a NO means FOLDER_MISSING.
+
+        ``FolderStatus(uidvalidity=1795599498, uidnext=4, exists=3, highestmodseq=7)``
+        """
+        with self._guard(ErrorCode.FOLDER_MISSING):
             response = self._client.select_folder(name, readonly=readonly)
         values = {text_of(k).upper(): v for k, v in response.items()}
         try:
-            return FolderStatus(
-                uidvalidity=int(values["UIDVALIDITY"]),
-                uidnext=int(values["UIDNEXT"]),
-                exists=int(values["EXISTS"]),
-                highestmodseq=_int_or_none(values.get("HIGHESTMODSEQ")),
-            )
+            return folder_status(values)
         except (KeyError, TypeError, ValueError) as exc:
-            raise SyncError(
-                ErrorCode.PROTOCOL_ERROR,
-                f"SELECT {name} answered without a usable {exc} ({where})",
-            ) from exc
+            raise self._protocol_error(f"SELECT {name} answered without a usable {exc}") from exc
 
     # -- closing ------------------------------------------------------------------------
     def logout(self) -> None:
@@ -215,9 +187,7 @@ class ImapConnection:
         self.logout()
 
 
-def _int_or_none(value: object) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, bytes | str) and value.strip().isdigit():
-        return int(value)
-    return None
+if TYPE_CHECKING:
+
+    def _implements(connection: ImapConnection) -> tuple[MailFolderSource, MailFolderWriter]:
+        return connection, connection

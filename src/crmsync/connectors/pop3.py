@@ -1,9 +1,21 @@
-"""POP3 access over stdlib poplib: connect, log in, STAT, CAPA, QUIT.
+"""POP3 access over stdlib poplib: log in, list by UIDL, retrieve, delete, QUIT.
 
-What it is for: the one way crmsync opens a POP3 session (RFC 1939). ``Pop3Connection.open``
-connects with the endpoint's TLS mode (POP3S, STLS per RFC 2595, or plain when allowed),
-logs in with USER/PASS, or with ``AUTH XOAUTH2`` (RFC 5034 framing) when a token is
-given, and exposes the raw ``poplib.POP3`` through ``.client`` for later engines.
+What it is for: the one way crmsync opens and uses a POP3 session (RFC 1939).
+``Pop3Connection.open`` connects with the endpoint's TLS mode (POP3S, STLS per RFC 2595,
+or plain when allowed), logs in with USER/PASS, or with ``AUTH XOAUTH2`` (RFC 5034
+framing) when a token is given. It implements ``base.MessageDrop``: ``uidl``,
+``list_sizes``, ``retrieve`` and ``delete``.
+
+Facts relied on:
+- Message numbers (1..n) hold for one session; the UIDL string (RFC 1939 §7, optional
+  command, listed by CAPA per RFC 2449) identifies a message across sessions.
+- DELE only marks a message: the server removes it when the session ends with QUIT (the
+  UPDATE state, RFC 1939 §6). A connection closed any other way keeps every message;
+  ``__exit__`` after an exception closes without QUIT on purpose.
+- A multi-line answer ends with a line holding a single ``.``; a line of the message that
+  starts with ``.`` is sent with one more ``.`` (dot-stuffing, RFC 1939 §3).
+  ``retrieve`` reads RETR itself (``read_multiline``): ``poplib.retr`` drops the line
+  endings and refuses lines longer than 2048 octets, which real messages have.
 
 What it must never do: import crmsync.crm, let a poplib/socket/ssl exception escape (all
 are mapped here, once, to ``SyncError``), put a password or token into a detail, or talk
@@ -20,9 +32,9 @@ import base64
 import logging
 import poplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self, cast
 
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security, xoauth2_string
 from crmsync.connectors.replies import pop3_error_code, text_of
@@ -30,6 +42,49 @@ from crmsync.connectors.transport import Translate, map_error, mapped_errors
 from crmsync.sync.errors import ErrorCode, SyncError
 
 logger = logging.getLogger(__name__)
+
+READ_CHUNK = 64 * 1024  # octets per readline() while reading a multi-line answer
+
+
+def read_multiline(readline: Callable[[int], bytes], limit: int | None = None) -> bytes | None:
+    """The body of a multi-line answer, after its ``+OK`` line: line endings kept as sent,
+    dot-stuffing undone, the terminating ``.`` line dropped.
+
+    ``b"a\\r\\n..b\\r\\n.\\r\\n"`` → ``b"a\\r\\n.b\\r\\n"``. Past ``limit`` octets the
+    rest is read and dropped, and None is returned (the session stays in step). Raises
+    EOFError when the connection ends first.
+    """
+    kept = bytearray()
+    at_line_start = True
+    over = False
+    while True:
+        chunk = readline(READ_CHUNK)
+        if not chunk:
+            raise EOFError("connection closed inside a multi-line answer")
+        if at_line_start:
+            if chunk in (b".\r\n", b".\n"):
+                break
+            if chunk.startswith(b"."):
+                chunk = chunk[1:]
+        at_line_start = chunk.endswith(b"\n")
+        if not over:
+            kept += chunk
+            over = limit is not None and len(kept) > limit
+    return None if over else bytes(kept)
+
+
+def parse_listing(lines: Sequence[bytes]) -> list[tuple[int, str]]:
+    """UIDL or LIST lines → ``[(number, value), ...]``: ``[b"1 0a1b"]`` → ``[(1, "0a1b")]``.
+
+    Raises ValueError for a line that is not "number SP value".
+    """
+    found: list[tuple[int, str]] = []
+    for line in lines:
+        number, _, value = line.decode("ascii").strip().partition(" ")
+        if not number.isdigit() or not value.strip():
+            raise ValueError(f"not a listing line: {line!r}")
+        found.append((int(number), value.strip()))
+    return found
 
 
 def translate(where: str, *, default: ErrorCode) -> Translate:
@@ -180,6 +235,57 @@ class Pop3Connection:
         with mapped_errors(where, translate=translate(where, default=ErrorCode.PROTOCOL_ERROR)):
             return self._client.stat()
 
+    # -- the maildrop (base.MessageDrop) ------------------------------------------------
+    def _translate(self, default: ErrorCode = ErrorCode.PROTOCOL_ERROR) -> Translate:
+        return translate(self.endpoint.where, default=default)
+
+    @property
+    def supports_uidl(self) -> bool:
+        """UIDL listed by CAPA; also True for a server without CAPA (UIDL is then tried)."""
+        capa = self._capa()
+        return capa is None or "UIDL" in {name.upper() for name in capa}
+
+    def uidl(self) -> list[tuple[int, str]]:
+        """``[(1, "000000016b06b12f"), (2, ...)]``; NOT_SUPPORTED without UIDL."""
+        where = self.endpoint.where
+        capa = self._capa()
+        if capa is not None and "UIDL" not in {name.upper() for name in capa}:
+            raise SyncError(ErrorCode.NOT_SUPPORTED, f"the server does not offer UIDL ({where})")
+        # Without CAPA, a -ERR to UIDL is the server saying it has no UIDL.
+        default = ErrorCode.NOT_SUPPORTED if capa is None else ErrorCode.PROTOCOL_ERROR
+        with mapped_errors(where, translate=self._translate(default)):
+            _, lines, _ = self._client.uidl()
+            return parse_listing(lines)
+
+    def list_sizes(self) -> dict[int, int]:
+        """``{message number: size in octets}`` from LIST: ``{1: 314, 2: 5120}``."""
+        with mapped_errors(self.endpoint.where, translate=self._translate()):
+            _, lines, _ = self._client.list()
+            return {number: int(size.split()[0]) for number, size in parse_listing(lines)}
+
+    def retrieve(self, number: int, *, max_size: int | None) -> bytes | None:
+        """RETR ``number``: its bytes exactly as the server holds them, or None when its
+        LIST size (or, should the server have understated it, its real size) is over
+        ``max_size``."""
+        where = self.endpoint.where
+        with mapped_errors(where, translate=self._translate()):
+            if max_size is not None:
+                # With an argument, poplib's list() returns the one +OK line (bytes).
+                line = cast(bytes, self._client.list(number))
+                answer = line.decode("ascii", "replace").split()
+                if len(answer) < 3 or not answer[2].isdigit():
+                    raise SyncError(ErrorCode.PROTOCOL_ERROR, f"odd LIST answer ({where})")
+                if int(answer[2]) > max_size:
+                    return None
+            self._client._putcmd(f"RETR {number:d}")  # type: ignore[attr-defined]
+            self._client._getresp()  # type: ignore[attr-defined]
+            return read_multiline(self._client.file.readline, max_size)
+
+    def delete(self, number: int) -> None:
+        """DELE ``number``: marked only; the server removes it at QUIT (RFC 1939 §6)."""
+        with mapped_errors(self.endpoint.where, translate=self._translate()):
+            self._client.dele(number)
+
     # -- closing ------------------------------------------------------------------------
     def quit(self) -> None:
         """QUIT (which commits deletions, RFC 1939 §6) and close; never raises."""
@@ -209,3 +315,10 @@ class Pop3Connection:
             self.quit()
         else:
             self.close()
+
+
+if TYPE_CHECKING:
+    from crmsync.connectors.base import MessageDrop
+
+    def _implements(connection: Pop3Connection) -> MessageDrop:
+        return connection

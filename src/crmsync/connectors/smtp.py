@@ -1,11 +1,26 @@
-"""SMTP submission over stdlib smtplib: connect, EHLO, AUTH, QUIT (sending comes later).
+"""SMTP submission over stdlib smtplib: connect, EHLO, AUTH, send, QUIT.
 
 What it is for: the one way crmsync opens an SMTP session (RFC 5321) to a submission
-server. ``SmtpConnection.open`` connects with the endpoint's TLS mode (implicit TLS per
-RFC 8314, STARTTLS per RFC 3207, or plain when allowed), says EHLO, and authenticates
-(RFC 4954) with the password (smtplib picks PLAIN/LOGIN) or with XOAUTH2 when a token is
-given. ``send`` will be added by the outgoing-mail work on top of ``.client``; its
-refusals map through ``translate(where, command="RCPT")`` and ``replies.smtp_error_code``.
+server and sends through it. ``SmtpConnection.open`` connects with the endpoint's TLS mode
+(implicit TLS per RFC 8314, STARTTLS per RFC 3207, or plain when allowed), says EHLO, and
+authenticates (RFC 4954) with the password (smtplib picks PLAIN/LOGIN) or with XOAUTH2
+when a token is given. ``send`` (``base.MessageSender``) runs one MAIL FROM / RCPT TO /
+DATA transaction on the open session; the outgoing engine reuses the session for a batch.
+
+How ``send`` decides (RFC 5321 §4.2.1: 4xx = try again later, 5xx = do not repeat as is):
+- every recipient refused → ``SyncError`` from the most hopeful refusal (a 4xx if there is
+  one, so the engine retries), all refusals in the detail;
+- some refused, others accepted → the message is sent; ``SendResult.refused`` lists them;
+- MAIL or DATA refused → ``SyncError`` with the server's reply in the detail;
+- after a failure, RSET, so the next ``send`` on this session starts clean; after a 421
+  the server is closing: the session is closed too.
+A TIMEOUT or CONNECTION_LOST while waiting for the reply to the message data may mean it
+was delivered: retrying can duplicate it, which SMTP prefers to losing it (RFC 5321 §6.1).
+Before any command: a message over the server's SIZE (RFC 1870) is MESSAGE_TOO_LARGE;
+bare LF line endings become CRLF (RFC 5321 §2.3.8); ``SIZE=``, ``BODY=8BITMIME``
+(RFC 6152) and ``SMTPUTF8`` (RFC 6531) are sent when offered and needed; a non-ASCII
+recipient without SMTPUTF8 (``553 5.6.7``) or one with a line break (``501 5.1.3``) is
+refused here, in ``SendResult.refused``, without being sent.
 
 What it must never do: import crmsync.crm, let an smtplib/socket/ssl exception escape
 (mapped here, once, to ``SyncError``), put a password or token into a detail, turn on
@@ -19,12 +34,15 @@ MESSAGE_TOO_LARGE (by enhanced code), other 5xx → PROTOCOL_ERROR.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import smtplib
 import ssl
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
+from crmsync.connectors.base import SendResult
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security, xoauth2_string
 from crmsync.connectors.replies import smtp_error_code, text_of
 from crmsync.connectors.transport import Translate, map_error, mapped_errors
@@ -33,6 +51,12 @@ from crmsync.sync.errors import ErrorCode, SyncError
 logger = logging.getLogger(__name__)
 
 SMTP_OK = 250
+ACCEPTED = (250, 251)  # 251: "user not local; will forward" (RFC 5321 §4.2.2)
+CLOSING = 421
+# Recipients refused here, never sent (RFC 6531 §3.5 and RFC 3463 codes, for the record).
+NEEDS_SMTPUTF8 = (553, "5.6.7 non-ASCII address and the server does not offer SMTPUTF8")
+LINE_BREAK = (501, "5.1.3 the address contains a line break")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def translate(where: str, *, command: str, default: ErrorCode) -> Translate:
@@ -70,6 +94,16 @@ def _reply_error(
     text = text_of(message)
     code = smtp_error_code(reply, text, command)
     return SyncError(code, f"{command} refused{suffix}: {reply} {text} ({where})")
+
+
+def _all_refused(where: str, refused: dict[str, tuple[int, str]]) -> SyncError:
+    """The error for a transaction nobody was accepted for: a 4xx refusal if any (the
+    engine retries), else the first; every refusal is in the detail."""
+    transient = [item for item in refused.items() if 400 <= item[1][0] < 500]
+    _, (reply, text) = (transient or list(refused.items()))[0]
+    code = smtp_error_code(reply, text, "RCPT")
+    every = "; ".join(f"{a}: {r} {t}" for a, (r, t) in refused.items())
+    return SyncError(code, f"every recipient was refused: {every} ({where})")
 
 
 class SmtpConnection:
@@ -203,6 +237,111 @@ class SmtpConnection:
         names = {k.upper() for k in self.features()}
         return frozenset(names | {f"AUTH={m}" for m in self.auth_mechanisms()})
 
+    # -- sending (base.MessageSender) -------------------------------------------------
+    @property
+    def max_message_size(self) -> int | None:
+        """The EHLO SIZE limit in octets (``SIZE 33554432``); None when absent or 0."""
+        value = self.features().get("size", "")
+        return int(value) if value.isdigit() and int(value) > 0 else None
+
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
+        """MAIL FROM ``envelope_from``, RCPT TO each recipient, DATA ``raw``.
+
+        ``SendResult(accepted=["a@example.test"], refused={"b@example.test": (550,
+        "5.1.1 <b@example.test>: Recipient address rejected: User unknown")})``.
+        Raises as the module docstring says; ``envelope_from=""`` is the null sender.
+        """
+        where = self.endpoint.where
+        if not recipients:
+            raise SyncError(ErrorCode.CONFIGURATION, f"a message needs a recipient ({where})")
+        if any(c in envelope_from for c in "\r\n"):
+            raise SyncError(ErrorCode.CONFIGURATION, f"the sender has a line break ({where})")
+        data = _BARE_LF.sub(b"\r\n", raw)
+        limit = self.max_message_size
+        if limit is not None and len(data) > limit:
+            raise SyncError(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"the message has {len(data)} octets; the server takes at most {limit} ({where})",
+            )
+        options = self._mail_options(envelope_from, recipients, data)
+        try:
+            return self._transaction(envelope_from, recipients, data, options)
+        except SyncError:
+            self._reset()
+            raise
+
+    def _mail_options(self, sender: str, recipients: list[str], data: bytes) -> list[str]:
+        features = self.features()
+        options = [f"SIZE={len(data)}"] if "size" in features else []
+        if "8bitmime" in features and not data.isascii():
+            options.append("BODY=8BITMIME")
+        if not all(address.isascii() for address in [sender, *recipients]):
+            if "smtputf8" in features:
+                options.append("SMTPUTF8")
+            elif not sender.isascii():
+                raise SyncError(
+                    ErrorCode.CONFIGURATION,
+                    "the sender address is not ASCII and the server does not offer "
+                    f"SMTPUTF8 ({self.endpoint.where})",
+                )
+        return options
+
+    def _command(self, command: str) -> contextlib.AbstractContextManager[None]:
+        where = self.endpoint.where
+        mapping = translate(where, command=command, default=ErrorCode.PROTOCOL_ERROR)
+        return mapped_errors(where, translate=mapping)
+
+    def _check(self, command: str, reply: int, message: object) -> None:
+        if reply == CLOSING:
+            self.close()
+        if reply not in ACCEPTED:
+            raise _reply_error(self.endpoint.where, command, reply, message)
+
+    def _transaction(
+        self, sender: str, recipients: list[str], data: bytes, options: list[str]
+    ) -> SendResult:
+        accepted: list[str] = []
+        refused: dict[str, tuple[int, str]] = {}
+        with self._command("MAIL"):
+            self._client.ehlo_or_helo_if_needed()
+            reply, message = self._client.mail(sender, options)
+        self._check("MAIL", reply, message)
+        utf8 = "SMTPUTF8" in options
+        for recipient in recipients:
+            if any(c in recipient for c in "\r\n"):
+                refused[recipient] = LINE_BREAK
+                continue
+            if not (utf8 or recipient.isascii()):
+                refused[recipient] = NEEDS_SMTPUTF8
+                continue
+            with self._command("RCPT"):
+                reply, message = self._client.rcpt(recipient)
+            if reply == CLOSING:
+                self._check("RCPT", reply, message)
+            if reply in ACCEPTED:
+                accepted.append(recipient)
+            else:
+                refused[recipient] = (reply, text_of(message))
+        if not accepted:
+            raise _all_refused(self.endpoint.where, refused)
+        with self._command("DATA"):
+            reply, message = self._client.data(data)
+        self._check("DATA", reply, message)
+        if refused:
+            logger.debug(
+                "SMTP %s: %d of %d recipients refused",
+                self.endpoint.where,
+                len(refused),
+                len(recipients),
+            )
+        return SendResult(accepted=accepted, refused=refused)
+
+    def _reset(self) -> None:
+        """RSET after a failed transaction; a dead session is left for the next call to find."""
+        with contextlib.suppress(Exception):
+            if self._client.sock is not None:
+                self._client.rset()
+
     # -- closing ------------------------------------------------------------------------
     def quit(self) -> None:
         """QUIT and close; never raises."""
@@ -228,3 +367,10 @@ class SmtpConnection:
         tb: TracebackType | None,
     ) -> None:
         self.quit()
+
+
+if TYPE_CHECKING:
+    from crmsync.connectors.base import MessageSender
+
+    def _implements(connection: SmtpConnection) -> MessageSender:
+        return connection

@@ -194,6 +194,7 @@ def failing_share(session: Session, profile: EmailServerProfile, now: datetime) 
 def mark_channel_ok(
     channel: MailboxChannel, *, now: datetime, enable: bool = False, items: int = 0
 ) -> None:
+    channel.quiet_polls = 0 if items else channel.quiet_polls + 1
     channel.status = ChannelStatus.SUCCESS
     channel.last_attempt_at = channel.last_success_at = now
     channel.consecutive_failures = 0

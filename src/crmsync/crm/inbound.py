@@ -86,7 +86,7 @@ def store_email(
     """The activity for ``inbound``: created, or the one another mailbox already made."""
     found = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
     if found is not None:
-        _queue(session, inbound.queue_id, found.id)
+        add_to_queue(session, inbound.queue_id, found.id)
         return found, False
     email = Email(
         organisation_id=inbound.organisation_id,
@@ -151,13 +151,13 @@ def store_email(
         winner = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
         if winner is None:
             raise
-        _queue(session, inbound.queue_id, winner.id)
+        add_to_queue(session, inbound.queue_id, winner.id)
         return winner, False
-    _queue(session, inbound.queue_id, email.id)
+    add_to_queue(session, inbound.queue_id, email.id)
     return email, True
 
 
-def _queue(session: Session, queue_id: uuid.UUID | None, activity_id: uuid.UUID) -> None:
+def add_to_queue(session: Session, queue_id: uuid.UUID | None, activity_id: uuid.UUID) -> None:
     if queue_id is None:
         return
     exists = session.scalar(

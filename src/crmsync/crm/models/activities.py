@@ -82,7 +82,7 @@ class Email(Activity):
     references: Mapped[str | None] = mapped_column(Text)
     conversation_index: Mapped[str | None] = mapped_column(String(400))
     # Derived at write time so correlation is one indexed lookup per kind.
-    conversation_guid: Mapped[str | None] = mapped_column(String(32), index=True)
+    conversation_guid: Mapped[str | None] = mapped_column(String(36), index=True)
     normalised_subject: Mapped[str | None] = mapped_column(String(400), index=True)
     tracking_token: Mapped[str | None] = mapped_column(String(64), index=True)
     correlation_method: Mapped[CorrelationMethod] = mapped_column(

@@ -185,6 +185,8 @@ class MailboxChannel(IdMixin, Base):
     last_success_at: Mapped[datetime | None] = mapped_column()
     items_processed: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Polls in a row that found nothing: quiet mailboxes are polled less often.
+    quiet_polls: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     last_error_detail: Mapped[str | None] = mapped_column(Text)

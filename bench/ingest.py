@@ -1,0 +1,139 @@
+"""Ingest benchmark: end-to-end tracked messages per second from an empty CRM, against
+mbsync's and offlineimap's raw download of the same mailbox, measured in the same run.
+
+    uv run python -m bench.ingest [--messages 10000] [--database sqlite|postgresql]
+
+A deterministic corpus (bench/corpus.py) is written into a real Dovecot's maildir; then,
+one after another over loopback IMAP: mbsync (isync, ``FSync no``) into a local maildir,
+offlineimap into another, and ``sync_incoming`` into a fresh CRM store with its normal
+durability settings, on the same filesystem. Prints messages/s, the ratio to mbsync,
+and crmsync's peak memory. Never pass/fail: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.corpus import generate
+from bench.setup import connected_store, timed
+from crmsync.sync.incoming import IncomingOptions, sync_incoming
+from tests.servers import DovecotServer, fresh_database
+from tests.servers.dovecot_conf import MAIL_GID, MAIL_UID
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def corpus(count: int) -> list[bytes]:
+    """The corpus, generated once and kept under bench/.cache (it takes a while)."""
+    folder = CACHE / f"corpus-{count}"
+    if not folder.exists():
+        tmp = folder.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for number, raw in enumerate(generate(count)):
+            (tmp / f"{number:06d}.eml").write_bytes(raw)
+        tmp.rename(folder)
+    return [path.read_bytes() for path in sorted(folder.iterdir())]
+
+
+def fill_maildir(dovecot: DovecotServer, login: str, messages: list[bytes]) -> None:
+    """Write messages straight into the user's maildir, then let Dovecot index them."""
+    home = dovecot.directory / "mail" / login / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    for number, raw in enumerate(messages):
+        (home / "cur" / f"{now}.M{number}P1.bench,S={len(raw)}:2,").write_bytes(raw)
+    for path in [home.parent, *home.parent.rglob("*")]:
+        os.chown(path, MAIL_UID, MAIL_GID)
+    dovecot.doveadm("force-resync", "-u", login, "INBOX", timeout=600)
+
+
+def run_mbsync(dovecot: DovecotServer, login: str, password: str, work: Path) -> float:
+    target = work / "mbsync"
+    target.mkdir()
+    config = work / "mbsyncrc"
+    config.write_text(
+        f"IMAPAccount bench\nHost 127.0.0.1\nPort {dovecot.imap_port}\nUser {login}\n"
+        f"Pass {password}\nSSLType None\nAuthMechs LOGIN PLAIN\n\n"
+        "IMAPStore remote\nAccount bench\n\n"
+        f"MaildirStore local\nPath {target}/\nInbox {target}/INBOX\n\n"
+        "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nSync Pull\nCreate Near\n"
+        "\nFSync no\n"
+    )
+    return timed(["mbsync", "-c", str(config), "-q", "bench"])
+
+
+def run_offlineimap(dovecot: DovecotServer, login: str, password: str, work: Path) -> float:
+    target = work / "offlineimap"
+    target.mkdir()
+    config = work / "offlineimaprc"
+    config.write_text(
+        "[general]\naccounts = bench\nmetadata = " + str(work / "offlineimap-meta") + "\n"
+        "ui = quiet\n\n[Account bench]\nlocalrepository = local\nremoterepository = remote\n\n"
+        f"[Repository local]\ntype = Maildir\nlocalfolders = {target}\n\n"
+        f"[Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = "
+        f"{dovecot.imap_port}\nremoteuser = {login}\nremotepass = {password}\nssl = no\n"
+        "starttls = no\nfolderfilter = lambda folder: folder == 'INBOX'\n"
+    )
+    return timed(["offlineimap", "-c", str(config), "-o", "-u", "quiet"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--skip-offlineimap", action="store_true")
+    args = parser.parse_args()
+
+    messages = corpus(args.messages)
+    total_bytes = sum(len(raw) for raw in messages)
+    print(f"corpus: {len(messages)} messages, {total_bytes / 1e6:.1f} MB")
+    work = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
+    work.chmod(0o755)
+    try:
+        with DovecotServer(work / "dovecot") as dovecot:
+            user = dovecot.add_user("bench", "bench-password")
+            fill_maildir(dovecot, user.login, messages)
+            results: dict[str, float] = {}
+            results["mbsync"] = run_mbsync(dovecot, user.login, user.password, work)
+            if not args.skip_offlineimap:
+                results["offlineimap"] = run_offlineimap(dovecot, user.login, user.password, work)
+            if args.database == "postgresql":
+                with fresh_database() as url:
+                    seconds, tracked = _crmsync(dovecot, user, work, url)
+            else:
+                seconds, tracked = _crmsync(dovecot, user, work, None)
+            results["crmsync"] = seconds
+        rate = {name: len(messages) / seconds for name, seconds in results.items()}
+        for name, seconds in results.items():
+            print(f"{name:12s} {seconds:8.2f} s  {rate[name]:9.0f} messages/s")
+        print(f"crmsync tracked {tracked} of {len(messages)} messages")
+        print(f"crmsync / mbsync ratio: {rate['crmsync'] / rate['mbsync']:.2f}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak memory (this process, incl. corpus in memory): {peak:.0f} MB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _crmsync(
+    dovecot: DovecotServer, user: object, work: Path, url: str | None
+) -> tuple[float, int]:
+
+    store, box, mailbox_id = connected_store(dovecot, user, work / "crm", url)
+    started = time.perf_counter()
+    report = sync_incoming(store, box, mailbox_id, IncomingOptions())
+    seconds = time.perf_counter() - started
+    assert report.error is None, report.error
+    store.dispose()
+    return seconds, report.tracked
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Shared set-up for benchmarks: a fresh CRM wired to a test Dovecot, and timing."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from crmsync.crm import mailboxes, profiles
+from crmsync.crm.access import load_principal
+from crmsync.crm.directory import create_user
+from crmsync.crm.models import Mailbox, MailboxChannel
+from crmsync.crm.secrets import SecretBox
+from crmsync.crm.setup import initialise, root_business_unit
+from crmsync.crm.store import Store
+from crmsync.crm.types import Approval, ServerType
+from tests.servers import DovecotServer
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, timeout=3600)
+    return time.perf_counter() - started
+
+
+def connected_store(
+    dovecot: DovecotServer, user: Any, directory: Path, database_url: str | None
+) -> tuple[Store, SecretBox, uuid.UUID]:
+    """A migrated store with one approved, enabled mailbox for ``user`` (tracks all)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store = Store(database_url or f"sqlite:///{directory / 'crm.sqlite3'}", directory / "blobs")
+    store.migrate()
+    box = SecretBox([SecretBox.generate_key()])
+    with store.transaction() as session:
+        result = initialise(
+            session, organisation_name="Bench", admin_username="admin", admin_password="x" * 12
+        )
+        admin = load_principal(result.admin)
+        profiles.create_profile(
+            session,
+            admin,
+            {
+                "name": "Dovecot",
+                "server_type": ServerType.IMAP_SMTP,
+                "incoming_host": "127.0.0.1",
+                "incoming_port": dovecot.imap_port,
+                "incoming_security": "plain",
+                "outgoing_host": "127.0.0.1",
+                "outgoing_port": 25,
+                "outgoing_security": "plain",
+                "allow_plaintext": True,
+                "is_default": True,
+            },
+            box,
+        )
+        owner = create_user(
+            session,
+            admin,
+            username=user.name,
+            full_name="Bench",
+            business_unit_id=root_business_unit(session, admin.organisation_id).id,
+            email_addresses=[user.address],
+        )
+        owner.settings = {"track_scope": "all"}
+        mailbox = session.scalars(select(Mailbox).where(Mailbox.user_id == owner.id)).one()
+        mailboxes.update_mailbox(session, admin, mailbox, {"password": user.password}, box)
+        mailboxes.set_approval(session, admin, mailbox, Approval.APPROVED)
+        for channel in session.scalars(
+            select(MailboxChannel).where(MailboxChannel.mailbox_id == mailbox.id)
+        ):
+            channel.enabled = channel.channel.value == "incoming"
+        mailbox_id = mailbox.id
+    return store, box, mailbox_id

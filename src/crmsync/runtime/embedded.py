@@ -1,0 +1,154 @@
+"""The embedded runtime: the sync engine inside ``crmsync serve``, on asyncio.
+
+Every ``tick`` the scheduler asks crmsync.sync.schedule which incoming channels are due,
+adds those an IDLE watcher woke, and runs ``sync_incoming`` for each in a thread pool
+(the engine is blocking I/O); a mailbox is never run twice at once here, and the
+database lease keeps it so across processes too. IDLE watchers are started for
+IMAP mailboxes whose incoming channel is enabled and stopped when it no longer is.
+
+Must never let one mailbox's failure stop the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+
+from crmsync.crm.db import utcnow
+from crmsync.crm.models.mail import Mailbox
+from crmsync.crm.secrets import SecretBox
+from crmsync.crm.store import Store
+from crmsync.crm.types import Channel
+from crmsync.runtime.push import IdleWatcher
+from crmsync.sync.context import load_context
+from crmsync.sync.incoming import IncomingOptions, sync_incoming
+from crmsync.sync.schedule import due_mailboxes
+
+log = logging.getLogger(__name__)
+
+WATCHER_REFRESH_SECONDS = 60.0
+
+
+class EmbeddedRuntime:
+    def __init__(
+        self,
+        store: Store,
+        box: SecretBox,
+        *,
+        tick: float = 1.0,
+        workers: int = 4,
+        push: bool = True,
+        options: IncomingOptions | None = None,
+    ) -> None:
+        self.store = store
+        self.box = box
+        self.tick = tick
+        self.push = push
+        self.options = options or IncomingOptions()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync")
+        self.running: set[uuid.UUID] = set()
+        self.woken: set[uuid.UUID] = set()
+        self.watchers: dict[uuid.UUID, IdleWatcher] = {}
+        # Mailboxes that just synced without a watcher: start one at the next tick.
+        self.watch_soon: set[uuid.UUID] = set()
+        self.lock = threading.Lock()
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self, mailbox_id: uuid.UUID) -> None:
+        """Thread-safe: make ``mailbox_id`` due now (called by IDLE watchers)."""
+        with self.lock:
+            self.woken.add(mailbox_id)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        next_watch_check = 0.0
+        try:
+            while not stop.is_set():
+                now = self._loop.time()
+                if self.push and now >= next_watch_check:
+                    await self._loop.run_in_executor(None, self._refresh_watchers)
+                    next_watch_check = now + WATCHER_REFRESH_SECONDS
+                elif self.push and self.watch_soon:
+                    with self.lock:
+                        soon, self.watch_soon = self.watch_soon, set()
+                    await self._loop.run_in_executor(None, self._refresh_watchers, soon)
+                await self._dispatch()
+                self._wakeup.clear()
+                waiters = [
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(self._wakeup.wait()),
+                ]
+                await asyncio.wait(waiters, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+        finally:
+            for watcher in self.watchers.values():
+                watcher.stop()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _dispatch(self) -> None:
+        assert self._loop is not None
+        try:
+            due = await self._loop.run_in_executor(None, self._due)
+        except Exception:
+            log.exception("scheduler: could not read due mailboxes")
+            return
+        with self.lock:
+            wanted = (set(due) | self.woken) - self.running
+            self.woken -= wanted
+            self.running |= wanted
+        for mailbox_id in wanted:
+            self.pool.submit(self._sync_one, mailbox_id)
+
+    def _due(self) -> list[uuid.UUID]:
+        with self.store.transaction() as session:
+            return due_mailboxes(session, Channel.INCOMING, utcnow())
+
+    def _sync_one(self, mailbox_id: uuid.UUID) -> None:
+        try:
+            report = sync_incoming(self.store, self.box, mailbox_id, self.options)
+            if report.error is not None:
+                log.info("mailbox %s: %s", mailbox_id, report.error)
+            elif report.ran and self.push and mailbox_id not in self.watchers:
+                with self.lock:
+                    self.watch_soon.add(mailbox_id)
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._wakeup.set)
+        except Exception:
+            log.exception("mailbox %s: sync failed", mailbox_id)
+        finally:
+            with self.lock:
+                self.running.discard(mailbox_id)
+
+    def _refresh_watchers(self, only: set[uuid.UUID] | None = None) -> None:
+        """Start IDLE watchers for enabled IMAP mailboxes; stop those no longer wanted.
+
+        With ``only``, just start watchers for those mailboxes (after their first sync).
+        """
+        wanted = {}
+        with self.store.transaction() as session:
+            ids = only if only is not None else session.scalars(select(Mailbox.id))
+            for mailbox_id in ids:
+                ctx = load_context(session, self.box, mailbox_id, Channel.INCOMING)
+                plan = ctx.plan
+                if ctx.runnable and plan is not None and plan.protocol == "imap" and plan.incoming:
+                    wanted[mailbox_id] = (plan.incoming, plan.credentials)
+        for mailbox_id in list(self.watchers) if only is None else []:
+            watcher = self.watchers[mailbox_id]
+            dead = not watcher.is_alive() and watcher.supported
+            if mailbox_id not in wanted or dead:
+                watcher.stop()
+                del self.watchers[mailbox_id]
+        for mailbox_id, (endpoint, credentials) in wanted.items():
+            if mailbox_id not in self.watchers:
+                watcher = IdleWatcher(mailbox_id, endpoint, credentials, self.wake)
+                watcher.start()
+                self.watchers[mailbox_id] = watcher

@@ -1,0 +1,75 @@
+"""IMAP IDLE watchers: push hints that make a mailbox's sync due at once.
+
+One thread per watched mailbox holds an IDLE (RFC 2177) on INBOX and, whenever the server
+reports a change, calls ``wake(mailbox_id)``. IDLE is re-issued every ``IDLE_SECONDS``
+— far under the 29 minutes after which servers may drop an idle client, and short
+enough that a stopped watcher ends soon. A dropped
+connection is re-opened with capped backoff. A watcher only hints: it never syncs and
+never touches the database, so a lost push costs at most one polling interval.
+
+    connect ──▶ select INBOX ──▶ idle (≤ IDLE_SECONDS) ──changed──▶ wake ──▶ idle …
+       ▲                            │ error
+       └──────── backoff ◀──────────┘
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from crmsync.connectors.endpoints import Credentials, Endpoint
+from crmsync.connectors.imap import ImapConnection
+from crmsync.sync.errors import SyncError
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 120.0
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class IdleWatcher(threading.Thread):
+    def __init__(
+        self,
+        mailbox_id: uuid.UUID,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        wake: Callable[[uuid.UUID], None],
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
+        super().__init__(name=f"idle-{mailbox_id}", daemon=True)
+        self.mailbox_id = mailbox_id
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.wake = wake
+        self.idle_seconds = idle_seconds
+        self.stopping = threading.Event()
+        self.supported = True
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                with ImapConnection.open(self.endpoint, self.credentials) as conn:
+                    if "IDLE" not in conn.capabilities():
+                        self.supported = False
+                        return
+                    conn.select_folder("INBOX", readonly=True)
+                    backoff = 1.0
+                    # Whatever arrived while we were not watching: let the sync look.
+                    self.wake(self.mailbox_id)
+                    while not self.stopping.is_set():
+                        outcome = conn.idle_wait(self.idle_seconds)
+                        if outcome.changed:
+                            self.wake(self.mailbox_id)
+            except SyncError as exc:
+                log.info("idle %s: %s; reconnecting in %.0fs", self.mailbox_id, exc, backoff)
+            except Exception:  # a watcher must never die of a bug; it only hints
+                log.exception("idle %s failed; reconnecting in %.0fs", self.mailbox_id, backoff)
+            self.stopping.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

@@ -1,0 +1,221 @@
+"""Incoming email from an IMAP folder, by persisted cursor.
+
+A folder's state machine (after closeio/sync-engine's imap/generic.py):
+
+    initial ──(no cursor)──────────────────────────────▶ poll (from UID 1)
+    poll ──(UIDVALIDITY as stored)──▶ new UIDs ≥ next_uid ──▶ batches ──▶ poll
+      │  (nothing new: UIDNEXT and HIGHESTMODSEQ unchanged → done, one SELECT spent)
+      └─(UIDVALIDITY changed)──▶ uidinvalid: re-map the ledger by Message-ID ──▶ poll
+                                  (known messages keep their activities; nothing is
+                                   imported twice, and the new cursor ends the loop)
+
+Facts relied on (RFC 3501 §2.3.1.1): UIDs grow within one UIDVALIDITY; a new
+UIDVALIDITY invalidates every stored UID. RFC 7162: with CONDSTORE, an unchanged
+HIGHESTMODSEQ and UIDNEXT mean nothing was added or changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import islice
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crmsync.connectors.imap import ImapConnection
+from crmsync.crm.alerts import raise_alert
+from crmsync.crm.db import utcnow
+from crmsync.crm.models.mail import Mailbox
+from crmsync.crm.models.sync_state import FolderCursor, MailboxMessage
+from crmsync.crm.store import Store
+from crmsync.crm.types import AlertSeverity, Channel
+from crmsync.sync.context import MailboxContext
+from crmsync.sync.incoming import (
+    Fetched,
+    IncomingOptions,
+    IncomingReport,
+    parse_fetched,
+    store_batch,
+)
+from crmsync.tracking.parse import ParseLimits
+
+INBOX = "INBOX"
+UIDVALIDITY_CHANGED = "UIDVALIDITY_CHANGED"
+
+
+def sync_imap_inbox(
+    store: Store, ctx: MailboxContext, options: IncomingOptions, report: IncomingReport
+) -> None:
+    assert ctx.plan is not None
+    assert ctx.plan.incoming is not None
+    with ImapConnection.open(ctx.plan.incoming, ctx.plan.credentials) as conn:
+        sync_folder(store, ctx, conn, INBOX, options, report)
+
+
+def _cursor(store: Store, ctx: MailboxContext, folder: str) -> tuple[int, int, int | None] | None:
+    with store.transaction() as session:
+        cursor = session.scalar(
+            select(FolderCursor).where(
+                FolderCursor.mailbox_id == ctx.mailbox_id, FolderCursor.folder == folder
+            )
+        )
+        if cursor is None:
+            return None
+        return cursor.uidvalidity, cursor.next_uid, cursor.highestmodseq
+
+
+def sync_folder(
+    store: Store,
+    ctx: MailboxContext,
+    conn: ImapConnection,
+    folder: str,
+    options: IncomingOptions,
+    report: IncomingReport,
+) -> None:
+    status = conn.select_folder(folder, readonly=True)
+    known = _cursor(store, ctx, folder)
+    if known is None:
+        _save_cursor(store, ctx, folder, status.uidvalidity, 1, None, new=True)
+        next_uid = 1
+    elif known[0] != status.uidvalidity:
+        _remap(store, ctx, conn, folder, status.uidvalidity)
+        next_uid = 1
+    else:
+        next_uid = known[1]
+        if status.uidnext <= next_uid:
+            # Nothing was added since the last poll: one SELECT spent, nothing fetched.
+            _save_cursor(store, ctx, folder, status.uidvalidity, next_uid, status.highestmodseq)
+            return
+    todo = [uid for uid in conn.uids_after(next_uid - 1) if uid >= next_uid]
+    todo = _unprocessed(store, ctx, folder, status.uidvalidity, todo)
+    limits = ParseLimits(max_bytes=ctx.settings.max_message_bytes)
+    for batch in _batches(conn, todo, folder, status.uidvalidity, ctx, options):
+        parsed = parse_fetched(batch, limits)
+        with store.transaction() as session:
+            result = store_batch(session, store, ctx, batch, parsed)
+            cursor = _load_cursor(session, ctx, folder)
+            cursor.next_uid = max(cursor.next_uid, max(item.uid for item in batch) + 1)
+        report.add(result)
+    _save_cursor(store, ctx, folder, status.uidvalidity, status.uidnext, status.highestmodseq)
+
+
+def _batches(
+    conn: ImapConnection,
+    uids: list[int],
+    folder: str,
+    uidvalidity: int,
+    ctx: MailboxContext,
+    options: IncomingOptions,
+) -> Iterator[list[Fetched]]:
+    stream = iter(uids)
+    while chunk := list(islice(stream, options.batch_messages)):
+        batch: list[Fetched] = []
+        size = 0
+        for message in conn.fetch_raw(chunk, max_size=ctx.settings.max_message_bytes):
+            batch.append(Fetched(folder, uidvalidity, message.uid, None, message.raw, message.size))
+            size += len(message.raw or b"")
+            if size >= options.batch_bytes:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
+
+
+def _load_cursor(session: Session, ctx: MailboxContext, folder: str) -> FolderCursor:
+    cursor = session.scalar(
+        select(FolderCursor).where(
+            FolderCursor.mailbox_id == ctx.mailbox_id, FolderCursor.folder == folder
+        )
+    )
+    assert cursor is not None
+    return cursor
+
+
+def _save_cursor(
+    store: Store,
+    ctx: MailboxContext,
+    folder: str,
+    uidvalidity: int,
+    next_uid: int,
+    modseq: int | None,
+    *,
+    new: bool = False,
+) -> None:
+    with store.transaction() as session:
+        if new:
+            session.add(
+                FolderCursor(
+                    mailbox_id=ctx.mailbox_id,
+                    folder=folder,
+                    uidvalidity=uidvalidity,
+                    next_uid=next_uid,
+                    highestmodseq=modseq,
+                )
+            )
+            return
+        cursor = _load_cursor(session, ctx, folder)
+        if cursor.uidvalidity == uidvalidity:
+            cursor.next_uid = max(cursor.next_uid, next_uid)
+            cursor.highestmodseq = modseq
+
+
+def _unprocessed(
+    store: Store, ctx: MailboxContext, folder: str, uidvalidity: int, uids: list[int]
+) -> list[int]:
+    """Drop UIDs the ledger already has (after a re-map they are known under new UIDs)."""
+    if not uids:
+        return uids
+    with store.transaction() as session:
+        done = set(
+            session.scalars(
+                select(MailboxMessage.uid).where(
+                    MailboxMessage.mailbox_id == ctx.mailbox_id,
+                    MailboxMessage.folder == folder,
+                    MailboxMessage.uidvalidity == uidvalidity,
+                    MailboxMessage.uid >= min(uids),
+                )
+            )
+        )
+    return [uid for uid in uids if uid not in done]
+
+
+def _remap(
+    store: Store, ctx: MailboxContext, conn: ImapConnection, folder: str, uidvalidity: int
+) -> None:
+    """UIDVALIDITY changed: find known messages under their new UIDs by Message-ID."""
+    metas = conn.fetch_meta(conn.all_uids())
+    new_uid_of = {meta.message_id: meta.uid for meta in metas if meta.message_id}
+    with store.transaction() as session:
+        rows = session.scalars(
+            select(MailboxMessage).where(
+                MailboxMessage.mailbox_id == ctx.mailbox_id,
+                MailboxMessage.folder == folder,
+                MailboxMessage.uidvalidity != uidvalidity,
+                MailboxMessage.message_id.is_not(None),
+            )
+        )
+        taken: set[int] = set()
+        for row in rows:
+            uid = new_uid_of.get(row.message_id or "")
+            if uid is not None and uid not in taken:
+                row.uidvalidity, row.uid = uidvalidity, uid
+                taken.add(uid)
+        cursor = _load_cursor(session, ctx, folder)
+        old = cursor.uidvalidity
+        cursor.uidvalidity, cursor.next_uid, cursor.highestmodseq = uidvalidity, 1, None
+        cursor.uidvalidity_changes += 1
+        mailbox = session.get(Mailbox, ctx.mailbox_id)
+        assert mailbox is not None
+        raise_alert(
+            session,
+            organisation_id=ctx.organisation_id,
+            severity=AlertSeverity.INFORMATION,
+            code=UIDVALIDITY_CHANGED,
+            title=f"The server renumbered folder {folder}",
+            detail=f"UIDVALIDITY {old} → {uidvalidity}; {len(taken)} known messages re-mapped.",
+            remediation="Nothing to do: known messages were matched by Message-ID and "
+            "will not be tracked twice. If this happens often, check the mail server.",
+            mailbox=mailbox,
+            channel=Channel.INCOMING,
+            now=utcnow(),
+        )

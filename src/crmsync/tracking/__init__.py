@@ -1,0 +1,29 @@
+"""Pure tracking decisions for email: parse, filter, correlate, resolve parties, tokens.
+
+The sync engines (``sync/``) do the I/O; this package decides. A unit of incoming work is
+
+    gather   (engine)  fetch raw bytes → ``parse.parse_message``; ask
+                       ``correlate.wanted_keys`` what to look up and the address index
+                       for every address; one query per kind
+    decide   (here)    ``correlate.correlate`` → ``filters.automation_reason`` +
+                       ``filters.BlockList.blocks`` + ``parties.sender_types`` →
+                       ``filters.decide`` → ``parties.resolve_parties``
+    execute  (engine)  create or skip the activity, attach files, route bounces,
+                       advance the cursor in the same transaction
+
+Modules:
+
+- ``parse``       raw RFC 5322 bytes → ``ParsedMessage`` under ``ParseLimits``
+                  (``headers`` and ``htmltext`` are its helpers)
+- ``subjects``    ``normalise_subject``: reply/forward prefixes in many languages removed
+- ``token``       CRM tracking tokens in subjects (``CRM:0001234``)
+- ``threadindex`` Outlook Thread-Index: conversation GUID, new and child values
+- ``filters``     which email to track (``TrackingScope``), automated mail, block lists
+- ``correlate``   In-Reply-To/References → token → Thread-Index → smart matching
+- ``parties``     From/To/Cc/Bcc → CRM records
+
+Nothing here does I/O, touches the database or the network, reads the clock (``now`` is
+passed in) or logs message content. Everything is a function of its inputs and is tested
+without any server. Only ``crm.types`` and ``crm.addresses.normalise_address`` are
+imported from ``crm``.
+"""
