@@ -60,12 +60,13 @@ def run_mbsync(dovecot: DovecotServer, login: str, password: str, work: Path) ->
     target.mkdir()
     config = work / "mbsyncrc"
     config.write_text(
+        "FSync no\n\n"
         f"IMAPAccount bench\nHost 127.0.0.1\nPort {dovecot.imap_port}\nUser {login}\n"
         f"Pass {password}\nSSLType None\nAuthMechs LOGIN PLAIN\n\n"
         "IMAPStore remote\nAccount bench\n\n"
         f"MaildirStore local\nPath {target}/\nInbox {target}/INBOX\n\n"
         "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nSync Pull\nCreate Near\n"
-        "\nFSync no\n"
+        "SyncState *\n"
     )
     return timed(["mbsync", "-c", str(config), "-q", "bench"])
 

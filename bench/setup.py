@@ -23,7 +23,9 @@ from tests.servers import DovecotServer
 
 def timed(command: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, timeout=3600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed:\n{done.stdout}\n{done.stderr}")
     return time.perf_counter() - started
 
 

@@ -12,6 +12,7 @@ It must never be written to by anything else.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -27,19 +28,27 @@ from crmsync.crm.models.sharing import EmailAddressEntry
 from crmsync.crm.types import RecordType
 
 
+@functools.lru_cache(maxsize=65536)
 def normalise_address(address: str) -> str | None:
-    """``' Ann@Bücher.Example '`` → ``'ann@xn--bcher-kva.example'``; None if not an address."""
+    """``' Ann@Bücher.Example '`` → ``'ann@xn--bcher-kva.example'``; None if not an address.
+
+    Cached: ingest normalises the same few thousand addresses over and over, and IDNA
+    processing is the costly part.
+    """
     candidate = address.strip().strip("<>").strip()
     local, at, domain = candidate.rpartition("@")
     if not at or not local or not domain or any(ch.isspace() for ch in candidate):
         return None
     domain = domain.rstrip(".")
-    try:
-        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
-    except idna.IDNAError:
-        # Not a valid IDN (e.g. underscores in a test domain): fall back to case-folding,
-        # which is still a stable key for lookups.
-        ascii_domain = domain.casefold()
+    if domain.isascii():
+        # IDNA maps an ASCII domain to its lower case; skip the costly UTS #46 pass.
+        ascii_domain = domain
+    else:
+        try:
+            ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            # Not a valid IDN: fall back to case-folding, still a stable lookup key.
+            ascii_domain = domain.casefold()
     return f"{local.casefold()}@{ascii_domain.lower()}"
 
 

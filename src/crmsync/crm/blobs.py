@@ -12,13 +12,16 @@ anything be re-processed.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.crm.db import insert_ignoring_duplicates
 from crmsync.crm.models.activities import Blob
 
 
@@ -51,5 +54,51 @@ class BlobStore:
             session.add(Blob(sha256=sha256, size=len(data)))
         return sha256
 
+    def put_many(self, session: Session, items: list[bytes]) -> list[str]:
+        """Store many blobs with one filesystem sync instead of one fsync per file.
+
+        Per-file fsync dominated ingest time; a single syncfs(2) of the blob store's
+        filesystem after writing the batch gives the same guarantee — every file is
+        durable before the caller's transaction commits — at a fraction of the cost.
+        """
+        digests = [hashlib.sha256(data).hexdigest() for data in items]
+        written = False
+        for sha256, data in zip(digests, items, strict=True):
+            path = self.path_for(sha256)
+            if path.exists():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp_name, path)
+            written = True
+        if written:
+            _sync_filesystem(self.root)
+        unique = dict(zip(digests, items, strict=True))
+        known: set[str] = set()
+        keys = list(unique)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            known.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(chunk))))
+        new = [{"sha256": sha, "size": len(unique[sha])} for sha in keys if sha not in known]
+        insert_ignoring_duplicates(session, Blob, new)
+        return digests
+
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
+
+
+def _sync_filesystem(path: Path) -> None:
+    """syncfs(2) on the filesystem holding ``path`` (Linux); os.sync() elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -99,3 +99,27 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+def insert_ignoring_duplicates(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Bulk INSERT that skips rows whose key exists (ON CONFLICT DO NOTHING).
+
+    For content-addressed rows, where two workers storing the same bytes is expected
+    and harmless. Both SQLite and PostgreSQL support the clause; the statement is built
+    with the session's dialect.
+    """
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(postgresql.insert(model).on_conflict_do_nothing(), rows)
+    else:
+        session.execute(sqlite.insert(model).on_conflict_do_nothing(), rows)
+
+
+def table_of(model: Any) -> Table:
+    """A mapped class's Table, for Core bulk statements (typed: ``__table__`` is not)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

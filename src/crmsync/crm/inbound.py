@@ -16,13 +16,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmsync.crm.blobs import BlobStore
-from crmsync.crm.models.activities import ActivityParty, Attachment, Email
+from crmsync.crm.db import table_of
+from crmsync.crm.models.activities import Activity, ActivityParty, Attachment, Email
 from crmsync.crm.models.sync_state import EmailKey, QueueItem
 from crmsync.crm.types import (
     ActivityState,
@@ -73,6 +75,110 @@ class InboundEmail:
     parties: list[PartyRow] = field(default_factory=list)
     attachments: list[AttachmentRow] = field(default_factory=list)
     queue_id: uuid.UUID | None = None
+
+
+def insert_emails(
+    session: Session, blobs: BlobStore, emails: list[tuple[uuid.UUID, InboundEmail, str]]
+) -> None:
+    """Insert a batch of new emails (id, what, raw SHA-256) with a few bulk statements.
+
+    Raises IntegrityError when one of the dedupe keys exists already — another worker
+    stored that message meanwhile; the caller then falls back to ``store_email`` one
+    by one, which links instead.
+    """
+    if not emails:
+        return
+    activities: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    parties: list[dict[str, Any]] = []
+    keys: list[dict[str, Any]] = []
+    queued: list[dict[str, Any]] = []
+    attachment_rows: list[tuple[uuid.UUID, AttachmentRow]] = []
+    for email_id, inbound, raw_sha256 in emails:
+        activities.append(
+            {
+                "id": email_id,
+                "activity_type": RecordType.EMAIL,
+                "organisation_id": inbound.organisation_id,
+                "owner_id": inbound.owner_id,
+                "owning_business_unit_id": inbound.owning_business_unit_id,
+                "subject": inbound.subject[:400],
+                "description": inbound.description,
+                "regarding_type": inbound.regarding[0] if inbound.regarding else None,
+                "regarding_id": inbound.regarding[1] if inbound.regarding else None,
+                "state": ActivityState.COMPLETED,
+                "direction": Direction.INCOMING,
+                "actual_start": inbound.occurred_at,
+                "actual_end": inbound.occurred_at,
+                "occurred_at": inbound.occurred_at,
+            }
+        )
+        rows.append(
+            {
+                "id": email_id,
+                "status": EmailStatus.RECEIVED,
+                "body_text": inbound.body_text,
+                "message_id": inbound.message_id,
+                "in_reply_to": inbound.in_reply_to,
+                "references": inbound.references,
+                "conversation_index": inbound.conversation_index,
+                "conversation_guid": inbound.conversation_guid,
+                "normalised_subject": inbound.normalised_subject[:400] or None,
+                "tracking_token": inbound.tracking_token,
+                "correlation_method": inbound.correlation_method,
+                "delivery_attempts": 0,
+                "raw_sha256": raw_sha256,
+            }
+        )
+        parties.extend(
+            {
+                "id": uuid.uuid4(),
+                "activity_id": email_id,
+                "position": position,
+                "participation": party.participation,
+                "party_type": party.record_type,
+                "party_id": party.record_id,
+                "address": party.address,
+                "display_name": party.display_name[:300],
+            }
+            for position, party in enumerate(inbound.parties)
+        )
+        keys.append(
+            {
+                "organisation_id": inbound.organisation_id,
+                "key": inbound.dedupe_key,
+                "email_id": email_id,
+            }
+        )
+        if inbound.queue_id is not None:
+            queued.append(
+                {"id": uuid.uuid4(), "queue_id": inbound.queue_id, "activity_id": email_id}
+            )
+        attachment_rows.extend((email_id, attachment) for attachment in inbound.attachments)
+    digests = blobs.put_many(session, [attachment.data for _, attachment in attachment_rows])
+    session.execute(insert(table_of(Activity)), activities)
+    session.execute(insert(table_of(Email)), rows)
+    session.execute(insert(table_of(EmailKey)), keys)
+    if parties:
+        session.execute(insert(table_of(ActivityParty)), parties)
+    if attachment_rows:
+        session.execute(
+            insert(table_of(Attachment)),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "activity_id": email_id,
+                    "blob_sha256": digest,
+                    "filename": attachment.filename[:400],
+                    "content_type": attachment.content_type[:200],
+                    "size": len(attachment.data),
+                    "content_id": attachment.content_id,
+                }
+                for (email_id, attachment), digest in zip(attachment_rows, digests, strict=True)
+            ],
+        )
+    if queued:
+        session.execute(insert(table_of(QueueItem)), queued)
 
 
 def existing_email(session: Session, organisation_id: uuid.UUID, key: str) -> Email | None:

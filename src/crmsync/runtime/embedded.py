@@ -92,7 +92,12 @@ class EmbeddedRuntime:
         finally:
             for watcher in self.watchers.values():
                 watcher.stop()
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            # Let running syncs finish (each is bounded) so nothing is cut off mid-commit
+            # and nobody uses the store after the app has let it go.
+            await self._loop.run_in_executor(None, self._drain)
+
+    def _drain(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     async def _dispatch(self) -> None:
         assert self._loop is not None

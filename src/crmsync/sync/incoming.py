@@ -19,14 +19,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
+import threading
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmsync.crm.alerts import mark_channel_ok, record_item_failure
-from crmsync.crm.db import utcnow
+from crmsync.crm.db import table_of, utcnow
+from crmsync.crm.inbound import InboundEmail, add_to_queue, insert_emails, store_email
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.secrets import SecretBox
@@ -37,8 +45,15 @@ from crmsync.sync.context import MailboxContext, load_context
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
 from crmsync.sync.oauth_tokens import ensure_access_token
-from crmsync.sync.tracker import track
-from crmsync.tracking.parse import MalformedMessage, ParsedMessage, ParseLimits, parse_message
+from crmsync.sync.tracker import (
+    Decision,
+    create_sender_record,
+    decide_message,
+    gather,
+    known_from,
+)
+from crmsync.tracking.parse import ParsedMessage, ParseLimits
+from crmsync.tracking.parse_worker import parse_or_error
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +101,48 @@ class Fetched:
     size: int
 
 
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+PARALLEL_FROM = 32  # below this, shipping bytes to other processes costs more than it saves
+
+
+def _parse_pool() -> ProcessPoolExecutor | None:
+    """One pool of parser processes per crmsync process, made on first use.
+
+    Parsing is pure CPU and the GIL serialises it: other cores only help from other
+    processes. ``forkserver`` keeps the children free of this process's database
+    connections and threads.
+    """
+    global _pool
+    workers = os.cpu_count() or 1
+    if workers < 2:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return _pool
+
+
 def parse_fetched(items: list[Fetched], limits: ParseLimits) -> list[ParsedMessage | Exception]:
-    """Parse a batch outside any transaction (CPU only)."""
-    results: list[ParsedMessage | Exception] = []
-    for item in items:
-        if item.raw is None:
-            results.append(SyncError(ErrorCode.MESSAGE_TOO_LARGE, f"{item.size} bytes"))
-            continue
-        try:
-            results.append(parse_message(item.raw, limits))
-        except MalformedMessage as exc:
-            results.append(exc)
-    return results
+    """Parse a batch outside any transaction (CPU only; on every core for big batches)."""
+    raws = [item.raw for item in items if item.raw is not None]
+    pool = _parse_pool() if len(raws) >= PARALLEL_FROM else None
+    parsed: list[ParsedMessage | Exception]
+    try:
+        if pool is None:
+            raise BrokenProcessPool("not parallel")
+        parsed = list(pool.map(parse_or_error, raws, [limits] * len(raws), chunksize=8))
+    except BrokenProcessPool:
+        parsed = [parse_or_error(raw, limits) for raw in raws]
+    results = iter(parsed)
+    return [
+        next(results)
+        if item.raw is not None
+        else SyncError(ErrorCode.MESSAGE_TOO_LARGE, f"{item.size} bytes")
+        for item in items
+    ]
 
 
 def store_batch(
@@ -108,43 +153,65 @@ def store_batch(
     parsed: list[ParsedMessage | Exception],
 ) -> BatchResult:
     """Record a fetched batch in the caller's transaction: activities and ledger rows."""
-    result = BatchResult()
+    result = BatchResult(seen=len(items))
     mailbox = session.get(Mailbox, ctx.mailbox_id)
     assert mailbox is not None
     now = utcnow()
-    for item, outcome in zip(items, parsed, strict=True):
-        result.seen += 1
+    present = [item.raw for item in items if item.raw is not None]
+    digests = iter(store.blobs.put_many(session, present))
+    shas = [next(digests) if item.raw is not None else None for item in items]
+    ledgers: list[dict[str, object]] = [
+        {
+            "id": uuid.uuid4(),
+            "mailbox_id": ctx.mailbox_id,
+            "folder": item.folder,
+            "uidvalidity": item.uidvalidity,
+            "uid": item.uid,
+            "uidl": item.uidl,
+            "raw_sha256": sha,
+            "message_id": None,
+            "email_id": None,
+            "tracked": False,
+            "reason": "",
+        }
+        for item, sha in zip(items, shas, strict=True)
+    ]
+    candidates: list[tuple[int, ParsedMessage, str]] = []
+    for index, (item, outcome, sha) in enumerate(zip(items, parsed, shas, strict=True)):
+        ledger = ledgers[index]
         ref = item.uidl or f"{item.folder}/{item.uidvalidity}/{item.uid}"
-        raw_sha = store.blobs.put(session, item.raw) if item.raw is not None else None
-        ledger = MailboxMessage(
-            mailbox_id=ctx.mailbox_id,
-            folder=item.folder,
-            uidvalidity=item.uidvalidity,
-            uid=item.uid,
-            uidl=item.uidl,
-            raw_sha256=raw_sha,
-        )
         if isinstance(outcome, Exception):
             code = outcome.code if isinstance(outcome, SyncError) else ErrorCode.MALFORMED_MESSAGE
             detail = str(
                 getattr(outcome, "detail", None) or getattr(outcome, "reason", None) or outcome
             )
-            record_item_failure(
-                session, mailbox, Channel.INCOMING, ref, code.value, detail, raw_sha
-            )
-            ledger.reason = f"{code.value}: {detail}"
+            record_item_failure(session, mailbox, Channel.INCOMING, ref, code.value, detail, sha)
+            ledger["reason"] = f"{code.value}: {detail}"
             result.failed += 1
-            session.add(ledger)
             continue
-        ledger.message_id = outcome.message_id
+        ledger["message_id"] = outcome.message_id
         if _before_cutoff(ctx, outcome, now):
-            ledger.reason = "received before the profile's 'process email received after'"
-            session.add(ledger)
+            ledger["reason"] = "received before the profile's 'process email received after'"
             continue
-        assert raw_sha is not None
+        assert sha is not None
+        candidates.append((index, outcome, sha))
+
+    gathered = gather(session, ctx, [(message, sha) for _, message, sha in candidates])
+    new: list[tuple[uuid.UUID, InboundEmail, str]] = []
+    for index, message, sha in candidates:
+        ledger = ledgers[index]
+        ref = items[index].uidl or f"{items[index].folder}/{items[index].uid}"
         try:
-            with session.begin_nested():
-                tracked = track(session, store.blobs, ctx, outcome, raw_sha, now)
+            decision = decide_message(ctx, message, sha, gathered, now)
+            if decision.create_for_sender:
+                with session.begin_nested():
+                    made = create_sender_record(session, ctx, message, gathered)
+                decision = decide_message(ctx, message, sha, gathered, now)
+                decision = Decision(
+                    f"{decision.reason}; created a {made.value} for the sender",
+                    inbound=decision.inbound,
+                    email_id=decision.email_id,
+                )
         except Exception as exc:  # one bad message must not stop the mailbox
             log.exception("incoming: message %s of mailbox %s failed", ref, ctx.mailbox_id)
             record_item_failure(
@@ -154,21 +221,44 @@ def store_batch(
                 ref,
                 ErrorCode.INTERNAL.value,
                 f"{type(exc).__name__}: {exc}"[:2000],
-                raw_sha,
+                sha,
             )
-            ledger.reason = f"INTERNAL: {type(exc).__name__}"
+            ledger["reason"] = f"INTERNAL: {type(exc).__name__}"
             result.failed += 1
-            session.add(ledger)
             continue
-        ledger.email_id, ledger.tracked, ledger.reason = (
-            tracked.email_id,
-            tracked.tracked,
-            tracked.reason,
-        )
-        result.tracked += int(tracked.tracked)
-        session.add(ledger)
-    session.flush()
+        ledger["reason"] = decision.reason
+        if decision.email_id is not None:
+            ledger["email_id"], ledger["tracked"] = decision.email_id, True
+            add_to_queue(session, ctx.queue_id, decision.email_id)
+        elif decision.inbound is not None:
+            email_id = uuid.uuid4()
+            new.append((email_id, decision.inbound, sha))
+            gathered.existing[decision.inbound.dedupe_key] = email_id
+            gathered.learn(known_from(decision.inbound, email_id))
+            ledger["email_id"], ledger["tracked"] = email_id, True
+        result.tracked += int(bool(ledger["tracked"]))
+    _insert(session, store, new, ledgers)
     return result
+
+
+def _insert(
+    session: Session,
+    store: Store,
+    new: list[tuple[uuid.UUID, InboundEmail, str]],
+    ledgers: list[dict[str, object]],
+) -> None:
+    try:
+        with session.begin_nested():
+            insert_emails(session, store.blobs, new)
+    except IntegrityError:
+        # Another worker stored some of these messages meanwhile: one by one, linking.
+        renamed: dict[object, uuid.UUID] = {}
+        for email_id, inbound, sha in new:
+            email, _ = store_email(session, store.blobs, inbound, sha)
+            renamed[email_id] = email.id
+        for ledger in ledgers:
+            ledger["email_id"] = renamed.get(ledger["email_id"], ledger["email_id"])
+    session.execute(insert(table_of(MailboxMessage)), ledgers)
 
 
 def _before_cutoff(ctx: MailboxContext, parsed: ParsedMessage, now: datetime) -> bool:

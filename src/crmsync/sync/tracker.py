@@ -1,12 +1,16 @@
-"""One message, from parsed bytes to a tracked email (or a recorded reason not to).
+"""A batch of messages, from parsed bytes to tracked emails (or recorded reasons not to).
 
-    gather   what the message's keys name in the store: known emails by Message-ID,
-             token, conversation and subject; records carrying its addresses
-    decide   crmsync.tracking: correlate → filter → resolve parties (pure functions)
-    execute  crmsync.crm.inbound: one activity per message, linked to this mailbox
+    gather   one query per kind for the whole batch: dedupe keys already stored, known
+             emails by Message-ID / token / conversation / subject, records carrying
+             any of the batch's addresses (with their active flags)
+    decide   per message, in order, with crmsync.tracking: correlate → filter → parties.
+             A message tracked earlier in the batch is a candidate for later ones, so a
+             thread that arrives in one batch still correlates.
+    execute  crmsync.crm.inbound inserts the batch's activities in bulk
 
-Runs inside the caller's batch transaction, which holds no network connection. Never
-raises for a bad message: the caller turns exceptions into item-level failures.
+Runs inside the caller's batch transaction, which holds no network connection. Batching
+is what makes ingest fast: per-message round trips cost more than everything else
+together (see bench/ingest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import html
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
 from typing import Any
@@ -24,18 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.crm import addresses
-from crmsync.crm.blobs import BlobStore
-from crmsync.crm.inbound import (
-    AttachmentRow,
-    InboundEmail,
-    PartyRow,
-    add_to_queue,
-    existing_email,
-    store_email,
-)
+from crmsync.crm.inbound import AttachmentRow, InboundEmail, PartyRow
 from crmsync.crm.models.activities import ActivityParty, Email
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.models.records import Contact, Lead
+from crmsync.crm.models.sync_state import EmailKey
 from crmsync.crm.records import RECORD_MODELS
 from crmsync.crm.settings import UnknownSenderRecord
 from crmsync.crm.types import CorrelationMethod, RecordState, RecordType
@@ -45,22 +42,54 @@ from crmsync.tracking.correlate import (
     CorrelationSettings,
     KnownEmail,
     correlate,
+    participants,
+    subject_key,
     wanted_keys,
 )
 from crmsync.tracking.filters import BlockList, TrackingScope, automation_reason, decide
 from crmsync.tracking.parse import ParsedMessage
 from crmsync.tracking.parties import PartyOptions, RecordRef, resolve_parties, sender_types
-from crmsync.tracking.subjects import normalise_subject
 from crmsync.tracking.threadindex import conversation_guid
 from crmsync.tracking.token import TokenFormat, find_token
 
 
 @dataclass(frozen=True)
-class Outcome:
-    email_id: uuid.UUID | None
-    tracked: bool
-    created: bool
+class Decision:
+    """What to do with one message: link to ``email_id``, track ``inbound``, or neither."""
+
     reason: str
+    inbound: InboundEmail | None = None
+    email_id: uuid.UUID | None = None
+    create_for_sender: bool = False
+
+
+@dataclass
+class Gathered:
+    existing: dict[str, uuid.UUID] = field(default_factory=dict)  # dedupe key → email
+    by_message_id: dict[str, KnownEmail] = field(default_factory=dict)
+    by_token: dict[str, KnownEmail] = field(default_factory=dict)
+    by_conversation: dict[str, list[KnownEmail]] = field(default_factory=dict)
+    by_subject: dict[str, list[KnownEmail]] = field(default_factory=dict)
+    matches: dict[str, list[RecordRef]] = field(default_factory=dict)
+
+    def candidates(self) -> Candidates:
+        return Candidates(
+            by_message_id=self.by_message_id,
+            by_token=self.by_token,
+            by_conversation=self.by_conversation,
+            by_subject=self.by_subject,
+        )
+
+    def learn(self, known: KnownEmail) -> None:
+        """A message just tracked becomes a candidate for the rest of the batch."""
+        if known.message_id:
+            self.by_message_id[known.message_id] = known
+        if known.tracking_token:
+            self.by_token.setdefault(known.tracking_token, known)
+        if known.conversation_guid:
+            self.by_conversation.setdefault(known.conversation_guid, []).insert(0, known)
+        if known.normalised_subject:
+            self.by_subject.setdefault(known.normalised_subject, []).insert(0, known)
 
 
 def correlation_settings(ctx: MailboxContext) -> CorrelationSettings:
@@ -87,19 +116,15 @@ def _known(session: Session, emails: Iterable[Email]) -> list[KnownEmail]:
     emails = list(emails)
     if not emails:
         return []
-    participants: dict[uuid.UUID, set[str]] = {email.id: set() for email in emails}
+    addresses_of: dict[uuid.UUID, list[str]] = {email.id: [] for email in emails}
     rows = session.execute(
-        select(
-            ActivityParty.activity_id,
-            ActivityParty.address,
-            ActivityParty.party_type,
-            ActivityParty.party_id,
-        ).where(ActivityParty.activity_id.in_(participants))
+        select(ActivityParty.activity_id, ActivityParty.address).where(
+            ActivityParty.activity_id.in_(addresses_of)
+        )
     )
-    for activity_id, address, _, _ in rows:
-        normal = addresses.normalise_address(address) if address else None
-        if normal:
-            participants[activity_id].add(normal)
+    for activity_id, address in rows:
+        if address:
+            addresses_of[activity_id].append(address)
     return [
         KnownEmail(
             activity_id=email.id,
@@ -107,7 +132,7 @@ def _known(session: Session, emails: Iterable[Email]) -> list[KnownEmail]:
             regarding=(email.regarding_type, email.regarding_id)
             if email.regarding_type is not None and email.regarding_id is not None
             else None,
-            participants=frozenset(participants[email.id]),
+            participants=participants(addresses_of[email.id]),
             conversation_guid=email.conversation_guid,
             tracking_token=email.tracking_token,
             normalised_subject=email.normalised_subject or "",
@@ -115,50 +140,6 @@ def _known(session: Session, emails: Iterable[Email]) -> list[KnownEmail]:
         )
         for email in emails
     ]
-
-
-def gather_candidates(
-    session: Session, organisation_id: uuid.UUID, parsed: ParsedMessage, ctx: MailboxContext
-) -> Candidates:
-    keys = wanted_keys(parsed, correlation_settings(ctx))
-    in_org = Email.organisation_id == organisation_id
-    by_message_id: dict[str, KnownEmail] = {}
-    by_token: dict[str, KnownEmail] = {}
-    by_conversation: dict[str, list[KnownEmail]] = {}
-    by_subject: dict[str, list[KnownEmail]] = {}
-    if keys.message_ids:
-        found = session.scalars(select(Email).where(in_org, Email.message_id.in_(keys.message_ids)))
-        for known in _known(session, found):
-            if known.message_id:
-                by_message_id[known.message_id] = known
-    if keys.token:
-        found = session.scalars(
-            select(Email).where(in_org, Email.tracking_token == keys.token).limit(5)
-        )
-        for known in _known(session, found):
-            by_token.setdefault(keys.token, known)
-    if keys.conversation_guid:
-        found = session.scalars(
-            select(Email)
-            .where(in_org, Email.conversation_guid == keys.conversation_guid)
-            .order_by(Email.occurred_at.desc())
-            .limit(20)
-        )
-        by_conversation[keys.conversation_guid] = _known(session, found)
-    if keys.normalised_subject:
-        found = session.scalars(
-            select(Email)
-            .where(in_org, Email.normalised_subject == keys.normalised_subject[:400])
-            .order_by(Email.occurred_at.desc())
-            .limit(20)
-        )
-        by_subject[keys.normalised_subject] = _known(session, found)
-    return Candidates(
-        by_message_id=by_message_id,
-        by_token=by_token,
-        by_conversation=by_conversation,
-        by_subject=by_subject,
-    )
 
 
 def _all_addresses(parsed: ParsedMessage) -> list[str]:
@@ -169,33 +150,81 @@ def _all_addresses(parsed: ParsedMessage) -> list[str]:
     ]
 
 
-def _is_active(record: object) -> bool:
-    if isinstance(record, User | Queue):
-        return bool(record.is_active)
-    return getattr(record, "state", RecordState.ACTIVE) is RecordState.ACTIVE
-
-
 def gather_matches(
-    session: Session, organisation_id: uuid.UUID, addresses_: Sequence[str]
+    session: Session, organisation_id: uuid.UUID, wanted: Sequence[str]
 ) -> dict[str, list[RecordRef]]:
-    found = addresses.lookup(session, organisation_id, addresses_)
+    """Records carrying each address, with their active flags: one query per type."""
+    found = addresses.lookup(session, organisation_id, wanted)
+    ids_by_type: dict[RecordType, set[uuid.UUID]] = {}
+    for keys in found.values():
+        for record_type, record_id in keys:
+            ids_by_type.setdefault(record_type, set()).add(record_id)
     models: dict[RecordType, Any] = {
         RecordType.USER: User,
         RecordType.QUEUE: Queue,
         **RECORD_MODELS,
     }
-    matches: dict[str, list[RecordRef]] = {}
-    for address, keys in found.items():
-        refs: list[RecordRef] = []
-        for record_type, record_id in keys:
-            record = session.get(models[record_type], record_id)
-            if record is not None:
-                refs.append(RecordRef(record_type, record_id, _is_active(record)))
-        matches[address] = refs
-    return matches
+    active: dict[tuple[RecordType, uuid.UUID], bool] = {}
+    for record_type, ids in ids_by_type.items():
+        model = models[record_type]
+        flag = (
+            model.is_active if record_type in (RecordType.USER, RecordType.QUEUE) else model.state
+        )
+        for record_id, value in session.execute(select(model.id, flag).where(model.id.in_(ids))):
+            active[(record_type, record_id)] = value is True or value is RecordState.ACTIVE
+    return {
+        address: [
+            RecordRef(record_type, record_id, active[(record_type, record_id)])
+            for record_type, record_id in keys
+            if (record_type, record_id) in active
+        ]
+        for address, keys in found.items()
+    }
 
 
-# -- execute -----------------------------------------------------------------------------
+def gather(
+    session: Session, ctx: MailboxContext, messages: Sequence[tuple[ParsedMessage, str]]
+) -> Gathered:
+    """Everything the batch's decisions need, in a handful of queries."""
+    settings = correlation_settings(ctx)
+    gathered = Gathered()
+    keys = [dedupe_key(parsed, sha) for parsed, sha in messages]
+    in_org = Email.organisation_id == ctx.organisation_id
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(EmailKey.key, EmailKey.email_id).where(
+                EmailKey.organisation_id == ctx.organisation_id, EmailKey.key.in_(chunk)
+            )
+        )
+        gathered.existing.update({key: email_id for key, email_id in rows})
+    wanted = [wanted_keys(parsed, settings) for parsed, _ in messages]
+    message_ids = {mid for keys_ in wanted for mid in keys_.message_ids}
+    tokens = {keys_.token for keys_ in wanted if keys_.token}
+    conversations = {keys_.conversation_guid for keys_ in wanted if keys_.conversation_guid}
+    subjects = {keys_.normalised_subject[:400] for keys_ in wanted if keys_.normalised_subject}
+    for column, values in (
+        (Email.message_id, message_ids),
+        (Email.tracking_token, tokens),
+        (Email.conversation_guid, conversations),
+        (Email.normalised_subject, subjects),
+    ):
+        for chunk in _chunks(sorted(values)):
+            found = session.scalars(
+                select(Email).where(in_org, column.in_(chunk)).order_by(Email.occurred_at)
+            )
+            for known in _known(session, found):
+                gathered.learn(known)
+    every_address = {address for parsed, _ in messages for address in _all_addresses(parsed)}
+    gathered.matches = gather_matches(session, ctx.organisation_id, sorted(every_address))
+    return gathered
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# -- decide ------------------------------------------------------------------------------
 
 
 def _description(parsed: ParsedMessage) -> str:
@@ -225,83 +254,45 @@ def _attachments(
     return kept, refused
 
 
-def _create_for_sender(
-    session: Session, ctx: MailboxContext, parsed: ParsedMessage
-) -> tuple[RecordType, uuid.UUID] | None:
-    kind = ctx.preferences.create_for_unknown_sender
-    if kind is UnknownSenderRecord.NONE or not parsed.from_:
-        return None
-    sender = parsed.from_[0]
-    first, _, last = (sender.name or "").strip().rpartition(" ")
-    last = last or sender.address.partition("@")[0]
-    owned = {
-        "organisation_id": ctx.organisation_id,
-        "owner_id": ctx.owner_id,
-        "owning_business_unit_id": ctx.owning_business_unit_id,
-    }
-    record: Contact | Lead
-    if kind is UnknownSenderRecord.CONTACT:
-        record = Contact(first_name=first, last_name=last, email1=sender.address, **owned)
-    else:
-        record = Lead(
-            subject=f"Email from {sender.name or sender.address}"[:300],
-            first_name=first,
-            last_name=last,
-            email1=sender.address,
-            **owned,
-        )
-    session.add(record)
-    session.flush()
-    return record.record_type, record.id
-
-
-def track(
-    session: Session,
-    blobs: BlobStore,
-    ctx: MailboxContext,
-    parsed: ParsedMessage,
-    raw_sha256: str,
-    received_at: datetime,
-) -> Outcome:
-    key = dedupe_key(parsed, raw_sha256)
-    already = existing_email(session, ctx.organisation_id, key)
-    if already is not None:
-        # Tracked from another mailbox; a queue still gets its queue item.
-        add_to_queue(session, ctx.queue_id, already.id)
-        return Outcome(already.id, True, False, "already tracked from another mailbox")
-
-    settings = correlation_settings(ctx)
-    candidates = gather_candidates(session, ctx.organisation_id, parsed, ctx)
-    correlation = correlate(parsed, candidates, settings)
-    matches = gather_matches(session, ctx.organisation_id, _all_addresses(parsed))
+def _block_list(ctx: MailboxContext) -> BlockList:
     entries = ctx.settings.blocked_senders
-    block_list = BlockList(
+    return BlockList(
         addresses=frozenset(e for e in entries if "@" in e.strip("@")),
         domains=frozenset(e for e in entries if "@" not in e.strip("@")),
     )
+
+
+def decide_message(
+    ctx: MailboxContext,
+    parsed: ParsedMessage,
+    raw_sha256: str,
+    gathered: Gathered,
+    received_at: datetime,
+) -> Decision:
+    """Pure given ``gathered``: link, skip with a reason, or track (and how)."""
+    key = dedupe_key(parsed, raw_sha256)
+    if key in gathered.existing:
+        return Decision("already tracked from another mailbox", email_id=gathered.existing[key])
+    settings = correlation_settings(ctx)
+    correlation = correlate(parsed, gathered.candidates(), settings)
     sender = parsed.from_[0].address if parsed.from_ else ""
     decision = decide(
         TrackingScope(ctx.preferences.track_scope),
         correlated=correlation.match is not None,
-        sender_types=sender_types(parsed, matches),
+        sender_types=sender_types(parsed, gathered.matches),
         automation=automation_reason(parsed),
-        blocked=bool(sender) and block_list.blocks(sender),
+        blocked=bool(sender) and _block_list(ctx).blocks(sender),
     )
     if not decision.track:
-        return Outcome(None, False, False, decision.reason)
-
-    created_for_sender = None
-    if not any(matches.get(addresses.normalise_address(sender) or "", [])):
-        created_for_sender = _create_for_sender(session, ctx, parsed)
-        if created_for_sender is not None:
-            matches = gather_matches(session, ctx.organisation_id, _all_addresses(parsed))
-    parties = resolve_parties(
-        parsed, matches, PartyOptions(ctx.preferences.leave_ambiguous_unresolved)
-    )
+        return Decision(decision.reason)
+    sender_known = any(gathered.matches.get(addresses.normalise_address(sender) or "", []))
+    wants_record = ctx.preferences.create_for_unknown_sender is not UnknownSenderRecord.NONE
     attachments, refused = _attachments(parsed, ctx)
-    token = (
-        find_token(parsed.subject, settings.token_format) if settings.use_tracking_token else None
-    )
+    reason = decision.reason
+    if correlation.method is not CorrelationMethod.NONE:
+        reason += f"; correlated by {correlation.method.value.replace('_', ' ')}"
+    if refused:
+        reason += f"; attachments not kept: {', '.join(refused)}"
     inbound = InboundEmail(
         organisation_id=ctx.organisation_id,
         owner_id=ctx.owner_id,
@@ -316,29 +307,81 @@ def track(
         references=" ".join(parsed.references) or None,
         conversation_index=parsed.thread_index,
         conversation_guid=conversation_guid(parsed.thread_index),
-        normalised_subject=normalise_subject(parsed.subject),
-        tracking_token=token,
+        normalised_subject=subject_key(parsed.subject, settings),
+        tracking_token=(
+            find_token(parsed.subject, settings.token_format)
+            if settings.use_tracking_token
+            else None
+        ),
         correlation_method=correlation.method,
         regarding=correlation.match.regarding if correlation.match else None,
-        parties=[
-            PartyRow(
-                participation=party.participation,
-                address=party.address,
-                display_name=party.display_name,
-                record_type=party.record.record_type if party.record else None,
-                record_id=party.record.record_id if party.record else None,
-            )
-            for party in parties
-        ],
+        parties=_party_rows(parsed, gathered.matches, ctx),
         attachments=attachments,
         queue_id=ctx.queue_id,
     )
-    email, created = store_email(session, blobs, inbound, raw_sha256)
-    reason = decision.reason
-    if correlation.method is not CorrelationMethod.NONE:
-        reason += f"; correlated by {correlation.method.value.replace('_', ' ')}"
-    if created_for_sender is not None:
-        reason += f"; created a {created_for_sender[0].value} for the sender"
-    if refused:
-        reason += f"; attachments not kept: {', '.join(refused)}"
-    return Outcome(email.id, True, created, reason)
+    return Decision(
+        reason,
+        inbound=inbound,
+        create_for_sender=wants_record and bool(sender) and not sender_known,
+    )
+
+
+def _party_rows(
+    parsed: ParsedMessage, matches: dict[str, list[RecordRef]], ctx: MailboxContext
+) -> list[PartyRow]:
+    options = PartyOptions(ctx.preferences.leave_ambiguous_unresolved)
+    return [
+        PartyRow(
+            participation=party.participation,
+            address=party.address,
+            display_name=party.display_name,
+            record_type=party.record.record_type if party.record else None,
+            record_id=party.record.record_id if party.record else None,
+        )
+        for party in resolve_parties(parsed, matches, options)
+    ]
+
+
+def known_from(inbound: InboundEmail, email_id: uuid.UUID) -> KnownEmail:
+    return KnownEmail(
+        activity_id=email_id,
+        message_id=inbound.message_id,
+        regarding=inbound.regarding,
+        participants=participants(p.address for p in inbound.parties if p.address),
+        conversation_guid=inbound.conversation_guid,
+        tracking_token=inbound.tracking_token,
+        normalised_subject=inbound.normalised_subject,
+        occurred_at=inbound.occurred_at,
+    )
+
+
+# -- the rare write-before-decide path ---------------------------------------------------
+
+
+def create_sender_record(
+    session: Session, ctx: MailboxContext, parsed: ParsedMessage, gathered: Gathered
+) -> RecordType:
+    """Make a contact (or lead) for an unknown sender and refresh the batch's matches."""
+    sender = parsed.from_[0]
+    first, _, last = (sender.name or "").strip().rpartition(" ")
+    last = last or sender.address.partition("@")[0]
+    owned = {
+        "organisation_id": ctx.organisation_id,
+        "owner_id": ctx.owner_id,
+        "owning_business_unit_id": ctx.owning_business_unit_id,
+    }
+    record: Contact | Lead
+    if ctx.preferences.create_for_unknown_sender is UnknownSenderRecord.CONTACT:
+        record = Contact(first_name=first, last_name=last, email1=sender.address, **owned)
+    else:
+        record = Lead(
+            subject=f"Email from {sender.name or sender.address}"[:300],
+            first_name=first,
+            last_name=last,
+            email1=sender.address,
+            **owned,
+        )
+    session.add(record)
+    session.flush()  # the address index learns the new record here
+    gathered.matches.update(gather_matches(session, ctx.organisation_id, [sender.address]))
+    return record.record_type

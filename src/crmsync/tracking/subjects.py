@@ -9,8 +9,8 @@ The result is idempotent and does not change when any chain of such prefixes is 
 front of the subject.
 
 It must never be used to display a subject: it is a comparison key. Pure; no I/O.
-The same idea as MAPI's PidTagNormalizedSubject and Outlook's Thread-Topic (MS-OXOMSG
-2.2.1.x), with more prefixes than either.
+The same idea as MAPI's PidTagNormalizedSubject (MS-OXPROPS) and Outlook's Thread-Topic
+header, with more prefixes than either.
 """
 
 from __future__ import annotations
