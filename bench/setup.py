@@ -13,11 +13,11 @@ from sqlalchemy import select
 from crmsync.crm import mailboxes, profiles
 from crmsync.crm.access import load_principal
 from crmsync.crm.directory import create_user
-from crmsync.crm.models import Mailbox, MailboxChannel
+from crmsync.crm.models import Mailbox, MailboxChannel, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.setup import initialise, root_business_unit
 from crmsync.crm.store import Store
-from crmsync.crm.types import Approval, ServerType
+from crmsync.crm.types import Approval, Channel, ServerType
 from tests.servers import DovecotServer
 
 
@@ -59,6 +59,15 @@ def connected_store(
             },
             box,
         )
+    return store, box, add_mailbox(store, box, user)
+
+
+def add_mailbox(store: Store, box: SecretBox, user: Any) -> uuid.UUID:
+    """A user with an approved mailbox for ``user`` whose incoming channel is enabled."""
+    with store.transaction() as session:
+        first = session.scalars(select(User).order_by(User.created_at)).first()
+        assert first is not None
+        admin = load_principal(first)
         owner = create_user(
             session,
             admin,
@@ -74,6 +83,5 @@ def connected_store(
         for channel in session.scalars(
             select(MailboxChannel).where(MailboxChannel.mailbox_id == mailbox.id)
         ):
-            channel.enabled = channel.channel.value == "incoming"
-        mailbox_id = mailbox.id
-    return store, box, mailbox_id
+            channel.enabled = channel.channel is Channel.INCOMING
+        return mailbox.id
