@@ -52,7 +52,7 @@ from crmsync.sync.tracker import (
     gather,
     known_from,
 )
-from crmsync.tracking.parse import ParsedMessage, ParseLimits
+from crmsync.tracking.parse import MalformedMessage, ParsedMessage, ParseLimits
 from crmsync.tracking.parse_worker import parse_or_error
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class IncomingOptions:
     batch_bytes: int = 16 * 1024 * 1024
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     worker: str | None = None
+    # Capabilities to treat as absent (a server quirk, or a test of the fallback path).
+    ignore_capabilities: tuple[str, ...] = ()
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Fetched:
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 PARALLEL_FROM = 32  # below this, shipping bytes to other processes costs more than it saves
+PARSE_SECONDS = 30.0
 
 
 def _parse_pool() -> ProcessPoolExecutor | None:
@@ -125,6 +128,35 @@ def _parse_pool() -> ProcessPoolExecutor | None:
         return _pool
 
 
+def _parse_in(
+    pool: ProcessPoolExecutor, raws: list[bytes], limits: ParseLimits
+) -> list[ParsedMessage | Exception]:
+    """Parse in the pool, each message within ``PARSE_SECONDS``.
+
+    A message that takes longer is flagged as malformed (its raw bytes are kept by the
+    caller) and the pool is replaced, since one of its processes is stuck on it.
+    """
+    global _pool
+    futures = [pool.submit(parse_or_error, raw, limits) for raw in raws]
+    parsed: list[ParsedMessage | Exception] = []
+    for index, future in enumerate(futures):
+        try:
+            parsed.append(future.result(timeout=PARSE_SECONDS))
+        except TimeoutError:
+            parsed.append(
+                MalformedMessage("unparseable", f"parsing took over {PARSE_SECONDS:.0f} s")
+            )
+            with _pool_lock:
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
+                pool.shutdown(wait=False, cancel_futures=True)
+                _pool = None
+            # The rest of the batch, here; the next batch gets a fresh pool.
+            parsed.extend(parse_or_error(raw, limits) for raw in raws[index + 1 :])
+            break
+    return parsed
+
+
 def parse_fetched(items: list[Fetched], limits: ParseLimits) -> list[ParsedMessage | Exception]:
     """Parse a batch outside any transaction (CPU only; on every core for big batches)."""
     raws = [item.raw for item in items if item.raw is not None]
@@ -133,7 +165,7 @@ def parse_fetched(items: list[Fetched], limits: ParseLimits) -> list[ParsedMessa
     try:
         if pool is None:
             raise BrokenProcessPool("not parallel")
-        parsed = list(pool.map(parse_or_error, raws, [limits] * len(raws), chunksize=8))
+        parsed = _parse_in(pool, raws, limits)
     except BrokenProcessPool:
         parsed = [parse_or_error(raw, limits) for raw in raws]
     results = iter(parsed)

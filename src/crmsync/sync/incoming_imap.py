@@ -10,8 +10,10 @@ A folder's state machine (after closeio/sync-engine's imap/generic.py):
                                    imported twice, and the new cursor ends the loop)
 
 Facts relied on (RFC 3501 §2.3.1.1): UIDs grow within one UIDVALIDITY; a new
-UIDVALIDITY invalidates every stored UID. RFC 7162: with CONDSTORE, an unchanged
-HIGHESTMODSEQ and UIDNEXT mean nothing was added or changed.
+UIDVALIDITY invalidates every stored UID, and UIDNEXT not moving past the cursor means
+nothing was added. That is all incoming tracking needs, with or without CONDSTORE or
+QRESYNC (RFC 7162): flag changes and expunges do not change what was tracked. The
+folder's HIGHESTMODSEQ is kept in the cursor for folder tracking, which does need them.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def sync_imap_inbox(
 ) -> None:
     assert ctx.plan is not None
     assert ctx.plan.incoming is not None
-    with ImapConnection.open(ctx.plan.incoming, ctx.plan.credentials) as conn:
+    with ImapConnection.open(
+        ctx.plan.incoming, ctx.plan.credentials, ignore_capabilities=options.ignore_capabilities
+    ) as conn:
         sync_folder(store, ctx, conn, INBOX, options, report)
 
 
