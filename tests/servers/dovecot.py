@@ -36,7 +36,6 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import astuple
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from tests.servers import process
@@ -57,7 +56,7 @@ START_ATTEMPTS = 3  # a port picked with free_port() can be taken before Dovecot
 STOP_GRACE = 3.0  # seconds for a clean shutdown before SIGKILL
 
 
-class DovecotServer:
+class DovecotServer(process.ServerLifecycle):
     """One Dovecot instance. Use as a context manager or call ``start()``/``stop()``."""
 
     host = process.LOOPBACK
@@ -210,21 +209,6 @@ class DovecotServer:
         """Stop the processes and start them again on the same ports; mail is kept."""
         self._halt()
         return self._start(keep_ports=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- users and mail -----------------------------------------------------------------
     def add_user(self, name: str, password: str) -> MailUser:

@@ -33,7 +33,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from tests.servers import oauth_state, process
@@ -49,7 +48,7 @@ class OAuthClient:
     client_secret: str | None
 
 
-class OAuthServer:
+class OAuthServer(process.ServerLifecycle):
     """One authorization server process. Use as a context manager or ``start()``/``stop()``."""
 
     host = process.LOOPBACK
@@ -152,21 +151,6 @@ class OAuthServer:
         process.untrack(self)
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- clients, grants, tokens --------------------------------------------------------
     def register_client(self, client_id: str, secret: str | None) -> OAuthClient:

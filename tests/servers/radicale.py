@@ -23,7 +23,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from tests.servers import process
@@ -39,7 +38,7 @@ class DavUser:
     password: str
 
 
-class RadicaleServer:
+class RadicaleServer(process.ServerLifecycle):
     host = process.LOOPBACK
 
     def __init__(
@@ -136,21 +135,6 @@ class RadicaleServer:
         process.untrack(self)
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def log_tail(self, lines: int = 40) -> str:
         return process.tail(self.log_path, lines)

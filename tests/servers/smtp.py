@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from tests.servers import process
@@ -73,7 +72,7 @@ class SpooledMessage:
     path: Path
 
 
-class SmtpServer:
+class SmtpServer(process.ServerLifecycle):
     host = process.LOOPBACK
 
     def __init__(
@@ -186,21 +185,6 @@ class SmtpServer:
         process.untrack(self)
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- faults and spool ---------------------------------------------------------------
     def set_faults(self, faults: Sequence[SmtpFault | None]) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from tests.servers import process
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_users import MailUser
 from tests.servers.radicale import RadicaleServer
@@ -25,7 +25,7 @@ from tests.servers.smtp import SmtpServer
 DEMO_USERS = ("alice", "bob", "carol")
 
 
-class ServerStack:
+class ServerStack(process.ServerLifecycle):
     def __init__(
         self,
         directory: Path | None = None,
@@ -74,17 +74,6 @@ class ServerStack:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def describe(self) -> dict[str, object]:
         """Everything a client needs, as JSON-ready data."""
