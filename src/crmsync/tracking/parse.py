@@ -19,6 +19,11 @@ RFC 3464 (delivery-status), RFC 3834 (Auto-Submitted), RFC 2369/2919 (List-*).
 
 The stdlib ``email`` package does the MIME work, with the compat32 policy (about 4.5x
 faster here than ``policy.default``): its raw header strings are decoded by ``headers``.
+For plain, well-formed messages (nearly all mail) ``parse_fast`` builds the very same
+compat32 tree without the stdlib's line-by-line parser, and stands in for the stdlib on
+plain address lists, base64 and parameters; anything else takes the stdlib path. Both
+paths give the same ``ParsedMessage`` (tests/unit/tracking/test_parse_fast.py holds them
+to it).
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ from crmsync.tracking.headers import (
     unfold,
 )
 from crmsync.tracking.htmltext import html_to_text
+from crmsync.tracking.parse_fast import (
+    build_message,
+    clean_base64,
+    no_filename,
+    plain_addresses,
+)
 
 __all__ = [
     "Address",
@@ -236,7 +247,7 @@ def _raw_header(part: Message, name: str) -> str | None:
     return None
 
 
-def _filename(part: Message, where: str, defects: list[str]) -> str | None:
+def _filename(part: Message, where: str, defects: list[str], fast: bool) -> str | None:
     """The decoded filename (RFC 2231 and, as Outlook writes them, RFC 2047), or None."""
     source = part
     raws = [
@@ -244,6 +255,8 @@ def _filename(part: Message, where: str, defects: list[str]) -> str | None:
         for key, value in part.raw_items()
         if key.lower() in ("content-disposition", "content-type")
     ]
+    if fast and no_filename([value for _, value in raws]):
+        return None
     if any(not value.isascii() for _, value in raws):
         source = Message()  # raw 8-bit parameters: decode them before the stdlib sees them
         for key, value in raws:
@@ -261,7 +274,9 @@ def _filename(part: Message, where: str, defects: list[str]) -> str | None:
     return name or None
 
 
-def _payload(part: Message, where: str, defects: list[str]) -> bytes:
+def _payload(part: Message, where: str, defects: list[str], fast: bool) -> bytes:
+    if fast and (clean := clean_base64(part)) is not None:
+        return clean
     before = len(part.defects)
     data = part.get_payload(decode=True)
     for defect in part.defects[before:]:
@@ -280,8 +295,9 @@ def _payload(part: Message, where: str, defects: list[str]) -> bytes:
 class _Bodies:
     """Collects the text body, the HTML body and the attachments while walking the parts."""
 
-    def __init__(self, defects: list[str]) -> None:
+    def __init__(self, defects: list[str], fast: bool) -> None:
         self.defects = defects
+        self.fast = fast
         self.text: str | None = None
         self.html: str | None = None
         self.attachments: list[AttachmentPart] = []
@@ -291,7 +307,7 @@ class _Bodies:
         if content_type.startswith("multipart/"):
             self.defects.append(f"multipart without boundary in {where}")
             content_type = "text/plain"
-        filename = _filename(part, where, self.defects)
+        filename = _filename(part, where, self.defects, self.fast)
         disposition = part.get_content_disposition()
         is_body_type = content_type in _BODY_TYPES and filename is None
         if is_body_type and disposition != "attachment":
@@ -302,7 +318,7 @@ class _Bodies:
             return
         if filename is None and content_type.startswith("text/") and disposition != "attachment":
             return  # neither a body nor a file: a second inline text part, a calendar part
-        data = _payload(part, where, self.defects)
+        data = _payload(part, where, self.defects, self.fast)
         self._attach(part, filename, content_type, disposition, data)
 
     def add_attached_message(self, index: int, part: Message, content_type: str) -> None:
@@ -313,7 +329,7 @@ class _Bodies:
         except Exception:
             self.defects.append(f"attached message not serializable in {where}")
             data = b""
-        filename = _filename(part, where, self.defects)
+        filename = _filename(part, where, self.defects, self.fast)
         self._attach(part, filename, content_type, part.get_content_disposition(), data)
 
     def _attach(
@@ -339,7 +355,7 @@ class _Bodies:
         )
 
     def _text(self, part: Message, where: str) -> str:
-        data = _payload(part, where, self.defects)
+        data = _payload(part, where, self.defects, self.fast)
         text = decode_bytes(data, part.get_content_charset(), where, self.defects)
         return text.replace("\r\n", "\n")
 
@@ -348,12 +364,20 @@ def _dedupe(defects: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(defects))[:_MAX_DEFECTS]
 
 
-def _parse(raw: bytes, limits: ParseLimits) -> ParsedMessage:
+def _message(raw: bytes, limits: ParseLimits, fast: bool) -> Message:
+    if fast:
+        message = build_message(raw, limits.max_parts, limits.max_depth)
+        if message is not None:
+            return message
     parser = BytesParser(_counting_factory(limits.max_parts + 1), policy=compat32)
     try:
-        message = parser.parsebytes(raw)
+        return parser.parsebytes(raw)
     except _TooManyParts:
         raise MalformedMessage(MalformedReason.TOO_MANY_PARTS, f"over {limits.max_parts}") from None
+
+
+def _parse(raw: bytes, limits: ParseLimits, fast: bool) -> ParsedMessage:
+    message = _message(raw, limits, fast)
     headers: dict[str, list[str]] = {}
     for name, value in message.raw_items():
         key = name.strip().lower()
@@ -363,7 +387,7 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParsedMessage:
         raise MalformedMessage(MalformedReason.NO_HEADER)
 
     defects: list[str] = []
-    bodies = _Bodies(defects)
+    bodies = _Bodies(defects, fast)
     for index, part, part_type, attached in list(_walk(message, limits)):
         defects.extend(f"{type(d).__name__} in {_where(index)}" for d in part.defects)
         if attached:
@@ -389,7 +413,9 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParsedMessage:
         return None if value is None else decode_header_text(value, name, defects).strip()
 
     def addresses(name: str) -> tuple[Address, ...]:
-        return parse_addresses(headers.get(name, []), name, defects)
+        raws = headers.get(name, [])
+        plain = plain_addresses(raws) if fast and raws else None
+        return plain if plain is not None else parse_addresses(raws, name, defects)
 
     def msgids(name: str) -> tuple[str, ...]:
         value = first(name)
@@ -438,10 +464,16 @@ def parse_message(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMess
     >>> parse_message(b"Subject: =?utf-8?q?caf=C3=A9?=\\r\\n\\r\\nhi").subject
     'café'
     """
+    return _parse_message(raw, limits, fast=True)
+
+
+def _parse_message(raw: bytes, limits: ParseLimits, *, fast: bool) -> ParsedMessage:
+    """``parse_message``; with ``fast=False`` the stdlib parser builds every tree (the
+    reference the differential tests hold ``parse_fast`` to)."""
     if len(raw) > limits.max_bytes:
         raise MalformedMessage(MalformedReason.TOO_LARGE, f"{len(raw)} > {limits.max_bytes}")
     try:
-        return _parse(bytes(raw), limits)
+        return _parse(raw if type(raw) is bytes else bytes(raw), limits, fast)
     except MalformedMessage:
         raise
     except RecursionError:
