@@ -239,3 +239,112 @@ def test_a_uidvalidity_change_remaps_without_duplicates(connected: Connected) ->
         assert cursor.uidvalidity_changes == 1
         codes = {alert.code for alert in session.scalars(select(Alert))}
         assert "UIDVALIDITY_CHANGED" in codes
+
+
+def test_without_condstore_and_qresync_the_result_is_the_same(connected: Connected) -> None:
+    connected.add_mailbox("ann", preferences=ALL)
+    connected.add_mailbox("bob", preferences=ALL)
+    for number in range(4):
+        connected.deliver(["ann", "bob"], message(subject=f"both {number}"))
+    plain = connected.sync("ann", ignore_capabilities=("CONDSTORE", "QRESYNC", "IDLE"))
+    full = connected.sync("bob")
+    assert (plain.seen, plain.tracked) == (full.seen, full.tracked) == (4, 4)
+    connected.deliver(["ann"], message(subject="later"))
+    assert connected.sync("ann", ignore_capabilities=("CONDSTORE", "QRESYNC")).tracked == 1
+    assert len(_tracked(connected)) == 5
+
+
+def test_pop3_uidl_renumbering_is_remapped_not_reimported(connected: Connected) -> None:
+    connected.add_mailbox("pat", preferences=ALL, pop3=True)
+    for number in range(3):
+        connected.deliver(["pat"], message(subject=f"old {number}"))
+    assert connected.sync("pat").tracked == 3
+    # Dovecot's UIDLs embed UIDVALIDITY (pop3_uidl_format = %08Xu%08Xv): a new
+    # UIDVALIDITY renames every UIDL at once, as a server migration would.
+    connected.dovecot.doveadm(
+        "mailbox", "update", "-u", connected.users["pat"].login, "--uid-validity", "777", "INBOX"
+    )
+    connected.deliver(["pat"], message(subject="new"))
+    report = connected.sync("pat")
+    assert report.tracked == 1
+    assert len(_tracked(connected)) == 4
+    assert connected.sync("pat").seen == 0
+
+
+def test_blocked_attachments_are_refused_and_said_so(connected: Connected) -> None:
+    from email.message import EmailMessage
+
+    connected.add_mailbox("ann", preferences=ALL)
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "nancy@fabrikam.test", "ann@example.test", "files"
+    mail["Message-ID"] = "<files@fabrikam.test>"
+    mail.set_content("two files")
+    mail.add_attachment(b"%PDF-1.4 fine", maintype="application", subtype="pdf", filename="q.pdf")
+    mail.add_attachment(
+        b"MZ\x90\x00", maintype="application", subtype="octet-stream", filename="invoice.exe"
+    )
+    connected.deliver(["ann"], mail.as_bytes())
+    connected.sync("ann")
+    (email,) = _tracked(connected)
+    assert [a.filename for a in email.attachments] == ["q.pdf"]
+    with connected.store.transaction() as session:
+        ledger = session.scalars(select(MailboxMessage)).one()
+        assert "invoice.exe (blocked type)" in ledger.reason
+
+
+def test_an_unknown_sender_becomes_a_contact_when_the_owner_wants_it(
+    connected: Connected,
+) -> None:
+    connected.add_mailbox(
+        "ann",
+        preferences=TrackingPreferences(track_scope="all", create_for_unknown_sender="contact"),
+    )
+    connected.deliver(["ann"], message(sender="Tom Newman <tom@newco.test>", subject="hi"))
+    connected.sync("ann")
+    (email,) = _tracked(connected)
+    with connected.store.transaction() as session:
+        contact = session.scalars(select(Contact).where(Contact.email1 == "tom@newco.test")).one()
+        assert (contact.first_name, contact.last_name) == ("Tom", "Newman")
+    sender = next(p for p in email.parties if p.participation is Participation.FROM)
+    assert (sender.party_type, sender.party_id) == (RecordType.CONTACT, contact.id)
+
+
+def test_mail_before_the_profiles_start_date_is_not_tracked(connected: Connected) -> None:
+    from datetime import UTC, datetime
+
+    from crmsync.crm.models import EmailServerProfile
+
+    connected.add_mailbox("ann", preferences=ALL)
+    with connected.store.transaction() as session:
+        profile = session.get(EmailServerProfile, connected.profile_id)
+        assert profile is not None
+        profile.process_email_after = datetime(2030, 1, 1, tzinfo=UTC)
+    connected.deliver(["ann"], message(subject="too early"))
+    assert connected.sync("ann").tracked == 0
+    with connected.store.transaction() as session:
+        ledger = session.scalars(select(MailboxMessage)).one()
+        assert "process email received after" in ledger.reason
+
+
+def test_the_api_says_why_an_email_was_tracked(connected: Connected) -> None:
+    from fastapi.testclient import TestClient
+
+    from crmsync.api.app import create_app
+    from crmsync.config import Settings
+    from tests.unit.api.conftest import login
+
+    connected.add_mailbox("ann")
+    _crm_email(connected)
+    connected.deliver(
+        ["ann"], message(subject="Re: Your quote", headers={"In-Reply-To": "<quote-1@acme.test>"})
+    )
+    connected.sync("ann")
+    (reply,) = _tracked(connected)
+    app = create_app(Settings(), connected.store, connected.box)
+    with TestClient(app) as client:
+        admin = login(client, "admin-acme", "admin-password")
+        answer = client.get(f"/api/v1/emails/{reply.id}/tracking", headers=admin).json()
+    assert answer["correlation_method"] == "in_reply_to"
+    (sighting,) = answer["sightings"]
+    assert sighting["folder"] == "INBOX"
+    assert "correlated by in reply to" in sighting["reason"]

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from crmsync import __version__
 from crmsync.api import problems
-from crmsync.api.routes import auth, directory, mailboxes, records
+from crmsync.api.routes import auth, directory, mailboxes, outgoing, records, tracking
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
@@ -63,6 +63,8 @@ def create_app(
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(directory.router, prefix=API_PREFIX)
     app.include_router(mailboxes.router, prefix=API_PREFIX)
+    app.include_router(outgoing.router, prefix=API_PREFIX)
+    app.include_router(tracking.router, prefix=API_PREFIX)
     for router in records.routers():
         app.include_router(router, prefix=API_PREFIX)
 

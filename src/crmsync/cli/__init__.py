@@ -2,11 +2,12 @@
 
 crmsync init | serve | db upgrade | user add | token create      (cli/admin.py)
 crmsync profile … | mailbox … | alerts | secrets rotate          (cli/mail.py)
+crmsync send once | send sent-copies                              (cli/outgoing.py)
 """
 
 from __future__ import annotations
 
-from crmsync.cli import admin, mail  # noqa: F401 - importing registers the commands
+from crmsync.cli import admin, mail, outgoing  # noqa: F401 - importing registers the commands
 from crmsync.cli.common import app
 
 

@@ -89,6 +89,14 @@ SMTP_TEXT_HINTS: tuple[tuple[str, ErrorCode], ...] = (
     ("message too big", E.MESSAGE_TOO_LARGE),
 )
 
+# Other 5xx replies, by the command they answer: the message or a recipient is refused
+# for good, so the outgoing engine fails the email at once instead of retrying.
+SMTP_PERMANENT_BY_COMMAND: dict[str, ErrorCode] = {
+    "MAIL": E.MESSAGE_REJECTED,
+    "DATA": E.MESSAGE_REJECTED,
+    "RCPT": E.RECIPIENT_REJECTED,
+}
+
 SMTP_REPLY_CODES: dict[int, ErrorCode] = {
     421: E.SERVER_UNAVAILABLE,
     450: E.SERVER_UNAVAILABLE,
@@ -157,7 +165,8 @@ def smtp_error_code(reply: int, text: str, command: str = "") -> ErrorCode:
     """Code for an SMTP reply to ``command`` (``"AUTH"``, ``"RCPT"``, ...).
 
     Enhanced status code, then (command, reply), then text hints, then the reply code,
-    then the class: other 4xx → SERVER_UNAVAILABLE, anything else → PROTOCOL_ERROR.
+    then the class: other 4xx → SERVER_UNAVAILABLE; other 5xx to MAIL or DATA →
+    MESSAGE_REJECTED, to RCPT → RECIPIENT_REJECTED; anything else → PROTOCOL_ERROR.
     """
     found = (
         SMTP_ENHANCED_CODES.get(enhanced_status(text) or "")
@@ -167,4 +176,9 @@ def smtp_error_code(reply: int, text: str, command: str = "") -> ErrorCode:
     )
     if found is not None:
         return found
-    return E.SERVER_UNAVAILABLE if 400 <= reply < 500 else E.PROTOCOL_ERROR
+    if 400 <= reply < 500:
+        return E.SERVER_UNAVAILABLE
+    if 500 <= reply < 600:
+        # A permanent refusal (RFC 5321 §4.2.1): sending the same again cannot help.
+        found = SMTP_PERMANENT_BY_COMMAND.get(command.upper())
+    return found or E.PROTOCOL_ERROR

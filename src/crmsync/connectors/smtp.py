@@ -29,7 +29,8 @@ smtplib's debug output (it prints AUTH lines), or talk plain text unless
 
 Reply mapping (``replies.py``): 421/450/451/454 → SERVER_UNAVAILABLE, 452 → THROTTLED,
 535 → AUTH_FAILED, 534/504-to-AUTH → AUTH_MECHANISM_UNSUPPORTED, 552 → QUOTA or
-MESSAGE_TOO_LARGE (by enhanced code), other 5xx → PROTOCOL_ERROR.
+MESSAGE_TOO_LARGE (by enhanced code), other 5xx at RCPT → RECIPIENT_REJECTED, at MAIL or
+DATA → MESSAGE_REJECTED (both permanent), elsewhere → PROTOCOL_ERROR.
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session, with_polymorphic
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.db import utcnow
-from crmsync.crm.errors import InvalidReference, NotFound
+from crmsync.crm.errors import Conflict, InvalidReference, NotFound
 from crmsync.crm.models.activities import Activity, ActivityParty, Appointment, Email, Task
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.pagination import Page, paginate
 from crmsync.crm.records import RECORD_MODELS, get_user_in_org, require_assign_to
-from crmsync.crm.types import Participation, Privilege, RecordType
+from crmsync.crm.types import EmailStatus, Participation, Privilege, RecordType
 
 A = TypeVar("A", bound=Activity)
 
@@ -208,6 +208,14 @@ def update_activity(
     parties: list[PartySpec] | None = None,
 ) -> A:
     access.require(session, principal, activity, Privilege.WRITE)
+    if isinstance(activity, Email) and activity.status in (
+        EmailStatus.PENDING_SEND,
+        EmailStatus.SENDING,
+    ):
+        raise Conflict(
+            f"The email is {activity.status.value.replace('_', ' ')}: cancel it before editing",
+            field="status",
+        )
     if "regarding_type" in values or "regarding_id" in values:
         _check_regarding(
             session,

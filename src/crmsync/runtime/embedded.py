@@ -5,6 +5,8 @@ adds those an IDLE watcher woke, and runs ``sync_incoming`` for each in a thread
 (the engine is blocking I/O); a mailbox is never run twice at once here, and the
 database lease keeps it so across processes too. IDLE watchers are started for
 IMAP mailboxes whose incoming channel is enabled and stopped when it no longer is.
+Each tick also runs ``sync_outgoing`` for mailboxes with email due to be sent
+(crmsync.sync.outgoing.due_outgoing), in the same pool, one pass per mailbox at a time.
 
 Must never let one mailbox's failure stop the loop.
 """
@@ -27,6 +29,7 @@ from crmsync.crm.types import Channel
 from crmsync.runtime.push import IdleWatcher
 from crmsync.sync.context import load_context
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
+from crmsync.sync.outgoing import due_outgoing, sync_outgoing
 from crmsync.sync.schedule import due_mailboxes
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class EmbeddedRuntime:
         self.options = options or IncomingOptions()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync")
         self.running: set[uuid.UUID] = set()
+        self.sending: set[uuid.UUID] = set()  # mailboxes with an outgoing pass under way
         self.woken: set[uuid.UUID] = set()
         self.watchers: dict[uuid.UUID, IdleWatcher] = {}
         # Mailboxes that just synced without a watcher: start one at the next tick.
@@ -112,6 +116,31 @@ class EmbeddedRuntime:
             self.running |= wanted
         for mailbox_id in wanted:
             self.pool.submit(self._sync_one, mailbox_id)
+        try:
+            outgoing = await self._loop.run_in_executor(None, self._due_outgoing)
+        except Exception:
+            log.exception("scheduler: could not read due outgoing email")
+            return
+        with self.lock:
+            to_send = set(outgoing) - self.sending
+            self.sending |= to_send
+        for mailbox_id in to_send:
+            self.pool.submit(self._send_one, mailbox_id)
+
+    def _due_outgoing(self) -> list[uuid.UUID]:
+        with self.store.transaction() as session:
+            return due_outgoing(session, utcnow())
+
+    def _send_one(self, mailbox_id: uuid.UUID) -> None:
+        try:
+            report = sync_outgoing(self.store, self.box, mailbox_id)
+            if report.error is not None:
+                log.info("mailbox %s: outgoing: %s", mailbox_id, report.error)
+        except Exception:
+            log.exception("mailbox %s: outgoing failed", mailbox_id)
+        finally:
+            with self.lock:
+                self.sending.discard(mailbox_id)
 
     def _due(self) -> list[uuid.UUID]:
         with self.store.transaction() as session:

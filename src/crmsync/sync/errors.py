@@ -45,6 +45,8 @@ class ErrorCode(enum.StrEnum):
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     MALFORMED_MESSAGE = "MALFORMED_MESSAGE"
     RECIPIENT_REJECTED = "RECIPIENT_REJECTED"
+    MESSAGE_REJECTED = "MESSAGE_REJECTED"
+    DELIVERY_UNCERTAIN = "DELIVERY_UNCERTAIN"
     PROTOCOL_ERROR = "PROTOCOL_ERROR"
     NOT_SUPPORTED = "NOT_SUPPORTED"
     CONFIGURATION = "CONFIGURATION"
@@ -173,6 +175,23 @@ CATALOGUE: dict[ErrorCode, CatalogueEntry] = {
         Severity.WARNING,
         "The server refused a recipient",
         "Check the recipient's address (see the server's answer in the detail).",
+    ),
+    ErrorCode.MESSAGE_REJECTED: CatalogueEntry(
+        False,
+        Severity.WARNING,
+        "The server refused the message",
+        "The server answered with a permanent (5xx) refusal to the sender or the message "
+        "(see its answer in the detail): check the sender address, the content and the "
+        "server's sending policy, then send the email again.",
+    ),
+    ErrorCode.DELIVERY_UNCERTAIN: CatalogueEntry(
+        False,
+        Severity.WARNING,
+        "crmsync cannot tell whether an email was sent",
+        "crmsync stopped while it was handing this email to the mail server, and found no "
+        "copy in the Sent folder. So that no email is ever sent twice it was not sent "
+        "again: check with the recipient or in the mail server's log, and send it again if "
+        "it did not arrive.",
     ),
     ErrorCode.PROTOCOL_ERROR: CatalogueEntry(
         True,

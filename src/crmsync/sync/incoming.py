@@ -41,6 +41,7 @@ from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 from crmsync.crm.types import Channel
 from crmsync.sync import leases
+from crmsync.sync.bounces import handle_bounce
 from crmsync.sync.context import MailboxContext, load_context
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
@@ -52,6 +53,7 @@ from crmsync.sync.tracker import (
     gather,
     known_from,
 )
+from crmsync.tracking.filters import automation_reason
 from crmsync.tracking.parse import MalformedMessage, ParsedMessage, ParseLimits
 from crmsync.tracking.parse_worker import parse_or_error
 
@@ -234,6 +236,11 @@ def store_batch(
         ledger = ledgers[index]
         ref = items[index].uidl or f"{items[index].folder}/{items[index].uid}"
         try:
+            if automation_reason(message) == "bounce":
+                with session.begin_nested():
+                    if handle_bounce(session, store.blobs, ctx, message, sha, now=now):
+                        ledger["reason"] = "bounce of a CRM email: the original marked bounced"
+                        continue
             decision = decide_message(ctx, message, sha, gathered, now)
             if decision.create_for_sender:
                 with session.begin_nested():

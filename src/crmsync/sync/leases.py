@@ -31,7 +31,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def _dead_local_owner(owner: str | None) -> bool:
+def owner_is_dead(owner: str | None) -> bool:
     """Whether ``owner`` names a process of this host that has exited."""
     if not owner:
         return False
@@ -62,7 +62,7 @@ def acquire(
                 MailboxChannel.mailbox_id == mailbox_id, MailboxChannel.channel == channel
             )
         )
-        dead = [holder] if _dead_local_owner(holder) else []
+        dead = [holder] if owner_is_dead(holder) else []
         result = session.execute(
             update(MailboxChannel)
             .where(

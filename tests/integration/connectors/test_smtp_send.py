@@ -142,7 +142,7 @@ def test_all_refused_prefers_the_transient_refusal(
         (SmtpFault(SmtpStage.DATA, 552, "5.2.2 Mailbox full"), "QUOTA"),
         (SmtpFault(SmtpStage.DATA, 451, "4.3.0 Local delivery failed"), "SERVER_UNAVAILABLE"),
         (SmtpFault(SmtpStage.MAIL, 452, "4.3.1 Insufficient system storage"), "SERVER_UNAVAILABLE"),
-        (SmtpFault(SmtpStage.MAIL, 553, "5.7.1 Sender not owned by user"), "PROTOCOL_ERROR"),
+        (SmtpFault(SmtpStage.MAIL, 553, "5.7.1 Sender not owned by user"), "MESSAGE_REJECTED"),
     ],
 )
 def test_mail_and_data_refusals(

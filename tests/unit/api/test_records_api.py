@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi.testclient import TestClient
 
+from crmsync.crm.store import Store
 from tests.unit.api.conftest import login
 
 API = "/api/v1"
@@ -214,3 +217,19 @@ def test_passwords_never_come_back(client: TestClient, admin: dict[str, str]) ->
     everything = client.get(f"{API}/users", headers=admin).text
     assert "secretive-password" not in everything
     assert "argon2" not in everything
+
+
+def test_an_email_on_its_way_out_cannot_be_edited(
+    client: TestClient, admin: dict[str, str], store: Store
+) -> None:
+    from crmsync.crm.models import Email
+    from crmsync.crm.types import EmailStatus
+
+    created = client.post(f"{API}/emails", json={"subject": "going out"}, headers=admin).json()
+    with store.transaction() as session:
+        email = session.get(Email, uuid.UUID(created["id"]))
+        assert email is not None
+        email.status = EmailStatus.PENDING_SEND
+    refused = client.patch(f"{API}/emails/{created['id']}", json={"subject": "x"}, headers=admin)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "CONFLICT"

@@ -44,6 +44,7 @@ from crmsync.crm.models.sync_state import (
     MailboxMessage,
     Pop3Seen,
     QueueItem,
+    TokenCounter,
 )
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "SecurityRole",
     "Task",
     "Team",
+    "TokenCounter",
     "User",
     "UserAddress",
 ]

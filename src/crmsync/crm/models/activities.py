@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crmsync.crm.db import Base, IdMixin, TimestampMixin, utcnow
@@ -91,6 +91,34 @@ class Email(Activity):
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     body_text: Mapped[str] = mapped_column(Text, default="")
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+
+    # Outgoing email (crmsync.sync.outgoing, crmsync.crm.outbound): the mailbox that sends
+    # it, the tracked email it answers, when to try again, which worker holds it while it
+    # is handed to the server, what went wrong, and whether the Sent copy is still owed.
+    send_mailbox_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="SET NULL")
+    )
+    reply_to_email_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("emails.id", ondelete="SET NULL")
+    )
+    next_send_at: Mapped[datetime | None] = mapped_column()
+    send_claim: Mapped[str | None] = mapped_column(String(200))
+    send_claimed_at: Mapped[datetime | None] = mapped_column()
+    send_error_code: Mapped[str | None] = mapped_column(String(64))
+    send_error: Mapped[str | None] = mapped_column(Text)
+    # An earlier attempt may have reached the server (the connection broke while the
+    # message was handed over): look for it in the Sent folder before sending again.
+    maybe_sent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    copy_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A delivery status notification (RFC 3464) said it could not be delivered.
+    bounced_at: Mapped[datetime | None] = mapped_column()
+    bounce_recipient: Mapped[str | None] = mapped_column(String(320))
+    bounce_status: Mapped[str | None] = mapped_column(String(32))
+    bounce_reason: Mapped[str | None] = mapped_column(Text)
+
+
+# The outgoing engine's queue: one mailbox's emails in one status.
+Index("ix_emails_send_mailbox_status", Email.send_mailbox_id, Email.status)
 
 
 class Appointment(Activity):

@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -104,6 +105,9 @@ class EmailServerProfile(IdMixin, TimestampMixin, OwnedMixin, Base):
     connection_timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
     move_failed_to_folder: Mapped[str | None] = mapped_column(String(300))
     alert_on_majority_failure: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Outgoing email: append a copy of each sent message to the mailbox's Sent folder
+    # (IMAP). Off for servers that file submitted mail themselves (Gmail, Exchange Online).
+    save_sent_copy: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Mailbox(IdMixin, TimestampMixin, OwnedMixin, Base):

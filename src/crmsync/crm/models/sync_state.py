@@ -91,6 +91,22 @@ class EmailKey(Base):
     email_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"))
 
 
+class TokenCounter(Base):
+    """The last tracking-token number handed out in an organisation.
+
+    Outgoing email takes the next number with one atomic ``UPDATE ... SET last_number =
+    last_number + 1 RETURNING last_number`` (crmsync.crm.outbound), so workers on many
+    machines never hand out the same number.
+    """
+
+    __tablename__ = "token_counters"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class QueueItem(IdMixin, Base):
     __tablename__ = "queue_items"
     __table_args__ = (UniqueConstraint("queue_id", "activity_id"),)

@@ -1,0 +1,315 @@
+"""The outgoing engine as a state machine under faults: never twice, nothing lost silently.
+
+A hypothesis ``RuleBasedStateMachine`` queues and cancels emails, programs the SMTP
+server's answers (4xx, 5xx, a connection lost before or after the server took the
+message, the worker killed right after the server accepted), takes the IMAP server
+down, and runs passes — with in-memory SMTP and IMAP sessions (``outgoing_io``'s
+Protocols) over a real, migrated SQLite store. Half the runs have a server that files
+submitted mail in Sent by itself (as Gmail and Exchange Online do), half do not.
+
+Invariants after every step:
+- a message is delivered at most once — the one documented exception being a connection
+  lost after the server took it, on a server that files nothing in Sent;
+- ``sent`` means delivered; ``canceled`` means never delivered.
+After draining (no faults): every email is sent, failed or canceled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+import uuid
+from collections import Counter, deque
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    rule,
+)
+from sqlalchemy import select
+
+from crmsync.connectors.base import FolderStatus, SendResult
+from crmsync.connectors.endpoints import Credentials, Endpoint
+from crmsync.crm import activities, directory, mailboxes, outbound, profiles
+from crmsync.crm.access import Principal, load_principal
+from crmsync.crm.activities import PartySpec
+from crmsync.crm.errors import Conflict
+from crmsync.crm.models import Email, Mailbox, User
+from crmsync.crm.secrets import SecretBox
+from crmsync.crm.store import Store
+from crmsync.crm.types import Approval, Channel, EmailStatus, Participation, ServerType
+from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.sync.outgoing import OutgoingOptions, sync_outgoing
+from crmsync.sync.outgoing_io import SentFolderSession, SmtpSession
+from tests.conftest import make_org
+
+FAULTS = ("ok", "4xx", "5xx", "lost_before", "lost_after", "kill_after")
+_MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>\r\n]+>)", re.MULTILINE | re.IGNORECASE)
+_STORE: list[Store] = []
+
+
+def shared_store() -> Store:
+    """One migrated SQLite store for every run (each run makes its own organisation)."""
+    if not _STORE:
+        root = Path(tempfile.mkdtemp(prefix="crmsync-outgoing-machine-"))
+        store = Store(f"sqlite:///{root / 'crm.sqlite3'}", root / "blobs")
+        store.migrate()
+        _STORE.append(store)
+    return _STORE[0]
+
+
+class Killed(BaseException):
+    """The worker process dies (not an Exception: nothing in the engine may catch it)."""
+
+
+class World:
+    """The mail servers: who got what, what the Sent folder holds, what goes wrong next."""
+
+    def __init__(self, autosave: bool) -> None:
+        self.autosave = autosave
+        self.delivered: Counter[str] = Counter()
+        self.sent_folder: list[str] = []
+        self.ambiguous: Counter[str] = Counter()
+        self.faults: deque[str] = deque()
+        self.imap_down = False
+
+    def accept(self, message_id: str) -> None:
+        self.delivered[message_id] += 1
+        if self.autosave:
+            self.sent_folder.append(message_id)
+
+
+def message_id_of(raw: bytes) -> str:
+    found = _MESSAGE_ID.search(raw)
+    assert found is not None
+    return found.group(1).decode()
+
+
+class FakeSmtp:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.open = True
+
+    @property
+    def is_open(self) -> bool:
+        return self.open
+
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
+        if not self.open:
+            raise SyncError(ErrorCode.CONNECTION_LOST, "the session is closed")
+        fault = self.world.faults.popleft() if self.world.faults else "ok"
+        message_id = message_id_of(raw)
+        if fault == "4xx":
+            raise SyncError(ErrorCode.SERVER_UNAVAILABLE, "RCPT refused: 451 4.7.1 later")
+        if fault == "5xx":
+            raise SyncError(ErrorCode.RECIPIENT_REJECTED, "RCPT refused: 550 5.1.1 unknown")
+        if fault == "lost_before":
+            self.open = False
+            raise SyncError(ErrorCode.CONNECTION_LOST, "lost at MAIL")
+        self.world.accept(message_id)
+        if fault == "lost_after":
+            self.open = False
+            self.world.ambiguous[message_id] += 1
+            raise SyncError(ErrorCode.CONNECTION_LOST, "lost waiting for the reply to DATA")
+        if fault == "kill_after":
+            raise Killed
+        return SendResult(accepted=list(recipients))
+
+    def quit(self) -> None:
+        self.open = False
+
+
+class FakeImap:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def find_sent_folder(self) -> str:
+        return "Sent"
+
+    def select_folder(self, name: str, *, readonly: bool = False) -> FolderStatus:
+        return FolderStatus(1, len(self.world.sent_folder) + 1, len(self.world.sent_folder), None)
+
+    def search_message_id(self, message_id: str) -> list[int]:
+        return [1] if message_id in self.world.sent_folder else []
+
+    def append(
+        self,
+        folder: str,
+        raw: bytes,
+        flags: Sequence[str] = ("\\Seen",),
+        when: datetime | None = None,
+    ) -> int | None:
+        self.world.sent_folder.append(message_id_of(raw))
+        return None
+
+    def logout(self) -> None:
+        pass
+
+
+def _mailbox(store: Store, box: SecretBox) -> tuple[uuid.UUID, uuid.UUID, Principal]:
+    """An approved mailbox with outgoing enabled: (mailbox, its user, the administrator)."""
+    org = make_org(store, f"Org{uuid.uuid4().hex[:10]}")
+    with store.transaction() as session:
+        admin_user = session.get(User, org.admin_id)
+        assert admin_user is not None
+        admin = load_principal(admin_user)
+        profiles.create_profile(
+            session,
+            admin,
+            {
+                "name": "Fake",
+                "server_type": ServerType.IMAP_SMTP,
+                "incoming_host": "127.0.0.1",
+                "incoming_port": 143,
+                "incoming_security": "plain",
+                "outgoing_host": "127.0.0.1",
+                "outgoing_port": 25,
+                "outgoing_security": "plain",
+                "allow_plaintext": True,
+                "is_default": True,
+            },
+            box,
+        )
+        user = directory.create_user(
+            session,
+            admin,
+            username=f"ann-{uuid.uuid4().hex[:8]}",
+            full_name="Ann",
+            business_unit_id=org.root_unit_id,
+            email_addresses=["ann@acme.example"],
+        )
+        mailbox = session.scalars(select(Mailbox).where(Mailbox.user_id == user.id)).one()
+        mailboxes.update_mailbox(session, admin, mailbox, {"password": "secret"}, box)
+        mailboxes.set_approval(session, admin, mailbox, Approval.APPROVED)
+        mailbox.channel(Channel.OUTGOING).enabled = True
+        return mailbox.id, user.id, admin
+
+
+class OutgoingMachine(RuleBasedStateMachine):
+    emails = Bundle("emails")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = shared_store()
+        self.box = SecretBox([SecretBox.generate_key()])
+        self.world = World(autosave=False)
+        self.passes = 0
+        self.canceled: set[uuid.UUID] = set()
+        self.mailbox_id, self.user_id, self.principal = _mailbox(self.store, self.box)
+
+    @initialize(autosave=st.booleans())
+    def server_kind(self, autosave: bool) -> None:
+        self.world.autosave = autosave
+
+    def options(self) -> OutgoingOptions:
+        self.passes += 1
+        return OutgoingOptions(
+            worker=f"worker-{self.passes}",
+            lease_ttl=timedelta(microseconds=1),  # every earlier worker counts as gone
+            retry_policy=RetryPolicy(max_attempts=4, base_seconds=0.0),
+            open_smtp=self._smtp,
+            open_imap=self._imap,
+        )
+
+    def _smtp(self, endpoint: Endpoint, credentials: Credentials) -> SmtpSession:
+        return FakeSmtp(self.world)
+
+    def _imap(self, endpoint: Endpoint, credentials: Credentials) -> SentFolderSession:
+        if self.world.imap_down:
+            raise SyncError(ErrorCode.HOST_UNREACHABLE, "IMAP is down")
+        return FakeImap(self.world)
+
+    def _emails(self) -> list[Email]:
+        with self.store.transaction() as session:
+            return list(
+                session.scalars(select(Email).where(Email.send_mailbox_id == self.mailbox_id))
+            )
+
+    @rule(target=emails)
+    def queue(self) -> uuid.UUID:
+        with self.store.transaction() as session:
+            email = activities.create_activity(
+                session,
+                self.principal,
+                Email,
+                {"subject": "Quote", "body_text": "Hello"},
+                [PartySpec(Participation.TO, address="bob@fabrikam.example")],
+                owner_id=self.user_id,
+            )
+            outbound.request_send(session, self.principal, email)
+            return email.id
+
+    @rule(email_id=consumes(emails))
+    def cancel(self, email_id: uuid.UUID) -> None:
+        with self.store.transaction() as session:
+            email = session.get(Email, email_id)
+            assert email is not None
+            try:
+                outbound.cancel_send(session, self.principal, email)
+            except Conflict:
+                return
+        self.canceled.add(email_id)
+
+    @rule(faults=st.lists(st.sampled_from(FAULTS), max_size=4))
+    def program_server(self, faults: list[str]) -> None:
+        self.world.faults.extend(faults)
+
+    @rule(down=st.booleans())
+    def imap(self, down: bool) -> None:
+        self.world.imap_down = down
+
+    @rule()
+    def run_pass(self) -> None:
+        with contextlib.suppress(Killed):
+            sync_outgoing(self.store, self.box, self.mailbox_id, self.options())
+
+    @invariant()
+    def never_twice(self) -> None:
+        for message_id, count in self.world.delivered.items():
+            allowed = 1 if self.world.autosave else 1 + self.world.ambiguous[message_id]
+            assert count <= allowed, f"{message_id} delivered {count} times"
+
+    @invariant()
+    def statuses_tell_the_truth(self) -> None:
+        for email in self._emails():
+            if email.status is EmailStatus.SENT:
+                assert email.message_id is not None
+                assert self.world.delivered[email.message_id] >= 1
+            if email.id in self.canceled:
+                assert email.status is EmailStatus.CANCELED
+                assert not email.message_id or not self.world.delivered[email.message_id]
+
+    def teardown(self) -> None:
+        self.world.faults.clear()
+        self.world.imap_down = False
+        for _ in range(10):
+            pending = [
+                e
+                for e in self._emails()
+                if e.status in (EmailStatus.PENDING_SEND, EmailStatus.SENDING)
+            ]
+            if not pending:
+                break
+            self.run_pass()
+        for email in self._emails():
+            assert email.status in (EmailStatus.SENT, EmailStatus.FAILED, EmailStatus.CANCELED)
+        self.never_twice()
+        self.statuses_tell_the_truth()
+
+
+OutgoingMachine.TestCase.settings = settings(
+    max_examples=20,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestOutgoingMachine = OutgoingMachine.TestCase
