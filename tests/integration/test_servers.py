@@ -369,3 +369,18 @@ def test_demo_entry_point_prints_ports_and_stops_on_sigterm() -> None:
     assert proc.returncode == 0, stderr.decode()
     assert json.loads(stdout) == info
     assert not any(port_open(p) for p in ports)
+
+
+def test_one_message_to_two_local_recipients_reaches_both(
+    dovecot: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    first = dovecot.add_user(f"first-{secrets.token_hex(3)}", "first-password")
+    second = dovecot.add_user(f"second-{secrets.token_hex(3)}", "second-password")
+    msg = _message(first.address, f"{first.address}, {second.address}")
+    _send(smtp_server, first, msg)
+    for user in (first, second):
+        deadline = time.monotonic() + 10
+        while not _imap_inbox(dovecot, user) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (arrived,) = _imap_inbox(dovecot, user)
+        assert arrived["Message-ID"] == msg["Message-ID"]

@@ -172,8 +172,13 @@ class RelayHandler:
         return line.encode()
 
     def _lmtp(self, mail_from: str, rcpts: list[str], raw: bytes) -> dict[str, tuple[int, bytes]]:
+        # LMTP answers DATA once per recipient (RFC 2033 §4.2), but smtplib reads a
+        # single reply; one transaction per recipient keeps the replies in step.
+        refused: dict[str, tuple[int, bytes]] = {}
         with smtplib.LMTP(self.config.lmtp_host, self.config.lmtp_port, timeout=30) as lmtp:
-            return lmtp.sendmail(mail_from, rcpts, raw)
+            for rcpt in rcpts:
+                refused.update(lmtp.sendmail(mail_from, [rcpt], raw))
+        return refused
 
     def _spool(
         self, qid: str, session: Session, envelope: Envelope, rcpts: list[str], raw: bytes
