@@ -34,11 +34,16 @@ import poplib
 import ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, cast
 
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security, xoauth2_string
 from crmsync.connectors.replies import pop3_error_code, text_of
-from crmsync.connectors.transport import Translate, map_error, mapped_errors
+from crmsync.connectors.transport import (
+    LineProtocolSession,
+    Translate,
+    map_error,
+    mapped_errors,
+)
 from crmsync.sync.errors import ErrorCode, SyncError
 
 logger = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ def translate(where: str, *, default: ErrorCode) -> Translate:
     return mapped
 
 
-class Pop3Connection:
+class Pop3Connection(LineProtocolSession):
     """One POP3 session. Use ``open``/``connect``; close with ``quit`` or ``with``."""
 
     def __init__(self, client: poplib.POP3, endpoint: Endpoint) -> None:
@@ -286,24 +291,7 @@ class Pop3Connection:
         with mapped_errors(self.endpoint.where, translate=self._translate()):
             self._client.dele(number)
 
-    # -- closing ------------------------------------------------------------------------
-    def quit(self) -> None:
-        """QUIT (which commits deletions, RFC 1939 §6) and close; never raises."""
-        try:
-            self._client.quit()
-        except Exception:
-            self.close()
-
-    def close(self) -> None:
-        """Close without QUIT (deletions are not committed); never raises."""
-        try:
-            self._client.close()
-        except Exception:
-            logger.debug("POP3 %s: connection already closed", self.endpoint.where)
-
-    def __enter__(self) -> Self:
-        return self
-
+    # -- closing: quit() commits deletions (RFC 1939 §6), close() does not ----------------
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

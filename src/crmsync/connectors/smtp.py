@@ -40,13 +40,17 @@ import logging
 import re
 import smtplib
 import ssl
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from crmsync.connectors.base import SendResult
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security, xoauth2_string
 from crmsync.connectors.replies import smtp_error_code, text_of
-from crmsync.connectors.transport import Translate, map_error, mapped_errors
+from crmsync.connectors.transport import (
+    LineProtocolSession,
+    Translate,
+    map_error,
+    mapped_errors,
+)
 from crmsync.sync.errors import ErrorCode, SyncError
 
 logger = logging.getLogger(__name__)
@@ -107,7 +111,7 @@ def _all_refused(where: str, refused: dict[str, tuple[int, str]]) -> SyncError:
     return SyncError(code, f"every recipient was refused: {every} ({where})")
 
 
-class SmtpConnection:
+class SmtpConnection(LineProtocolSession):
     """One SMTP session. Use ``open``/``connect``; close with ``quit`` or ``with``."""
 
     def __init__(self, client: smtplib.SMTP, endpoint: Endpoint) -> None:
@@ -342,32 +346,6 @@ class SmtpConnection:
         with contextlib.suppress(Exception):
             if self._client.sock is not None:
                 self._client.rset()
-
-    # -- closing ------------------------------------------------------------------------
-    def quit(self) -> None:
-        """QUIT and close; never raises."""
-        try:
-            self._client.quit()
-        except Exception:
-            self.close()
-
-    def close(self) -> None:
-        """Close without QUIT; never raises."""
-        try:
-            self._client.close()
-        except Exception:
-            logger.debug("SMTP %s: connection already closed", self.endpoint.where)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.quit()
 
 
 if TYPE_CHECKING:

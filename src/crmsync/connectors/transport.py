@@ -27,13 +27,21 @@ Mapping, first match wins (ssl errors are OSErrors, so they come first):
 from __future__ import annotations
 
 import errno
+import logging
 import re
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 from crmsync.sync.errors import ErrorCode, SyncError
+
+if TYPE_CHECKING:
+    from crmsync.connectors.endpoints import Endpoint
+
+_log = logging.getLogger(__name__)
 
 Translate = Callable[[Exception], SyncError | None]
 
@@ -166,3 +174,41 @@ def mapped_errors(
                 raise
             raise error from exc
         raise SyncError(error.code, redact(error.detail, hidden)) from None
+
+
+class LineProtocolSession:
+    """``quit``/``close`` that never raise, and ``with`` use, for POP3 and SMTP sessions.
+
+    Subclasses set ``_client`` (a poplib or smtplib client) and ``endpoint``.
+    """
+
+    endpoint: Endpoint
+
+    def _line_client(self) -> Any:
+        # Each subclass types its own ``_client``; here only quit() and close() matter.
+        return getattr(self, "_client")  # noqa: B009
+
+    def quit(self) -> None:
+        """QUIT and close; never raises."""
+        try:
+            self._line_client().quit()
+        except Exception:
+            self.close()
+
+    def close(self) -> None:
+        """Close without QUIT; never raises."""
+        try:
+            self._line_client().close()
+        except Exception:
+            _log.debug("%s: connection already closed", self.endpoint.where)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.quit()

@@ -151,15 +151,19 @@ def record_sent(session: Session, email_id: uuid.UUID, claim: str | None, facts:
         send_error=f"Not accepted for: {facts.refused}"[:4000] if facts.refused else None,
     )
     if done:
-        set_activity(
-            session,
-            email_id,
-            state=ActivityState.COMPLETED,
-            actual_start=facts.at,
-            actual_end=facts.at,
-            occurred_at=facts.at,
-        )
+        _completed(session, email_id, facts.at)
     return done
+
+
+def _completed(session: Session, email_id: uuid.UUID, at: datetime) -> None:
+    set_activity(
+        session,
+        email_id,
+        state=ActivityState.COMPLETED,
+        actual_start=at,
+        actual_end=at,
+        occurred_at=at,
+    )
 
 
 def late_sent(session: Session, email_id: uuid.UUID, facts: SentFacts) -> bool:
@@ -183,14 +187,7 @@ def late_sent(session: Session, email_id: uuid.UUID, facts: SentFacts) -> bool:
         ).rowcount  # type: ignore[attr-defined]
     )
     if done:
-        set_activity(
-            session,
-            email_id,
-            state=ActivityState.COMPLETED,
-            actual_start=facts.at,
-            actual_end=facts.at,
-            occurred_at=facts.at,
-        )
+        _completed(session, email_id, facts.at)
     return done
 
 

@@ -112,33 +112,47 @@ def dedupe_key(parsed: ParsedMessage, raw_sha256: str) -> str:
 # -- gather ------------------------------------------------------------------------------
 
 
-def _known(session: Session, emails: Iterable[Email]) -> list[KnownEmail]:
-    emails = list(emails)
-    if not emails:
+KNOWN_COLUMNS = (
+    Email.id,
+    Email.message_id,
+    Email.regarding_type,
+    Email.regarding_id,
+    Email.conversation_guid,
+    Email.tracking_token,
+    Email.normalised_subject,
+    Email.occurred_at,
+)
+
+
+def _known(session: Session, rows: Iterable[Any]) -> list[KnownEmail]:
+    """KnownEmails from ``KNOWN_COLUMNS`` rows — plain columns, never ORM entities,
+    which would drag in every email's parties and attachments."""
+    rows = list(rows)
+    if not rows:
         return []
-    addresses_of: dict[uuid.UUID, list[str]] = {email.id: [] for email in emails}
-    rows = session.execute(
+    addresses_of: dict[uuid.UUID, list[str]] = {row.id: [] for row in rows}
+    parties = session.execute(
         select(ActivityParty.activity_id, ActivityParty.address).where(
             ActivityParty.activity_id.in_(addresses_of)
         )
     )
-    for activity_id, address in rows:
+    for activity_id, address in parties:
         if address:
             addresses_of[activity_id].append(address)
     return [
         KnownEmail(
-            activity_id=email.id,
-            message_id=email.message_id,
-            regarding=(email.regarding_type, email.regarding_id)
-            if email.regarding_type is not None and email.regarding_id is not None
+            activity_id=row.id,
+            message_id=row.message_id,
+            regarding=(row.regarding_type, row.regarding_id)
+            if row.regarding_type is not None and row.regarding_id is not None
             else None,
-            participants=participants(addresses_of[email.id]),
-            conversation_guid=email.conversation_guid,
-            tracking_token=email.tracking_token,
-            normalised_subject=email.normalised_subject or "",
-            occurred_at=email.occurred_at,
+            participants=participants(addresses_of[row.id]),
+            conversation_guid=row.conversation_guid,
+            tracking_token=row.tracking_token,
+            normalised_subject=row.normalised_subject or "",
+            occurred_at=row.occurred_at,
         )
-        for email in emails
+        for row in rows
     ]
 
 
@@ -209,8 +223,8 @@ def gather(
         (Email.normalised_subject, subjects),
     ):
         for chunk in _chunks(sorted(values)):
-            found = session.scalars(
-                select(Email).where(in_org, column.in_(chunk)).order_by(Email.occurred_at)
+            found = session.execute(
+                select(*KNOWN_COLUMNS).where(in_org, column.in_(chunk)).order_by(Email.occurred_at)
             )
             for known in _known(session, found):
                 gathered.learn(known)
