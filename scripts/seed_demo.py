@@ -107,6 +107,8 @@ def seed(servers: dict[str, Any]) -> None:
                 password=f"{name}-demo",
                 role_ids=[salesperson.id],
             )
+            # Track mail from known customers, so the demo's inbox shows up in the CRM.
+            people[name].settings = {"track_scope": "from_crm_records"}
         directory.create_queue(
             session,
             principal,
