@@ -157,13 +157,13 @@ def _is_activity(model: Any) -> bool:
     return issubclass(inspect(model).mapper.class_, Activity)
 
 
-def _record_type_of(record: Any) -> RecordType:
+def record_type_of(record: Any) -> RecordType:
     found: RecordType = record.activity_type if isinstance(record, Activity) else record.record_type
     return found
 
 
 def can(session: Session, principal: Principal, record: Any, privilege: Privilege) -> bool:
-    record_type = _record_type_of(record)
+    record_type = record_type_of(record)
     if record.organisation_id != principal.organisation_id:
         return False
     if principal.covers(
@@ -187,10 +187,10 @@ def require(session: Session, principal: Principal, record: Any, privilege: Priv
     Forbidden.
     """
     if not can(session, principal, record, Privilege.READ):
-        raise NotFound(str(_record_type_of(record)), record.id)
+        raise NotFound(str(record_type_of(record)), record.id)
     if privilege is not Privilege.READ and not can(session, principal, record, privilege):
         raise Forbidden(
-            f"You may not {privilege.value.replace('_', ' ')} this {_record_type_of(record)}",
+            f"You may not {privilege.value.replace('_', ' ')} this {record_type_of(record)}",
             privilege=privilege.value,
         )
 

@@ -161,7 +161,7 @@ def assign_record(
     """Give ``record`` (customer record or activity) to another owner in the organisation."""
     access.require(session, principal, record, Privilege.ASSIGN)
     new_owner = get_user_in_org(session, principal, new_owner_id)
-    record_type = getattr(record, "activity_type", None) or record.record_type
+    record_type = access.record_type_of(record)
     require_assign_to(principal, record_type, new_owner)
     record.owner_id = new_owner.id
     record.owning_business_unit_id = new_owner.business_unit_id
@@ -187,7 +187,7 @@ def share_record(
             raise InvalidReference("team_id names no team of this organisation", field="team_id")
     if user_id is not None:
         get_user_in_org(session, principal, user_id)
-    record_type = getattr(record, "activity_type", None) or record.record_type
+    record_type = access.record_type_of(record)
     share = RecordShare(
         organisation_id=principal.organisation_id,
         record_type=record_type,

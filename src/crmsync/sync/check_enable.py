@@ -30,7 +30,7 @@ from crmsync.crm.types import AlertSeverity, Approval, Channel, IncomingMethod, 
 from crmsync.sync.connection_plan import ConnectionPlan, plan_for
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
-from crmsync.sync.oauth_tokens import ensure_access_token
+from crmsync.sync.oauth_tokens import token_problem
 
 APPROVAL_PENDING = "APPROVAL_PENDING"
 
@@ -112,11 +112,7 @@ def check_and_enable(
     """Check every channel the mailbox uses and record the outcome. Caller checks rights."""
     policy = policy or RetryPolicy()
     started = utcnow()
-    token_error: SyncError | None = None
-    try:
-        ensure_access_token(store, box, mailbox_id)
-    except SyncError as exc:
-        token_error = exc
+    token_error = token_problem(store, box, mailbox_id)
     with store.transaction() as session:
         mailbox = session.get(Mailbox, mailbox_id)
         if mailbox is None:

@@ -17,7 +17,6 @@ failure says why, and the cursor moves on. A failing connection is a channel fai
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -45,7 +44,7 @@ from crmsync.sync.bounces import handle_bounce
 from crmsync.sync.context import MailboxContext, load_context
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
-from crmsync.sync.oauth_tokens import ensure_access_token
+from crmsync.sync.oauth_tokens import token_problem
 from crmsync.sync.tracker import (
     Decision,
     create_sender_record,
@@ -306,10 +305,6 @@ def _before_cutoff(ctx: MailboxContext, parsed: ParsedMessage, now: datetime) ->
     return (parsed.date or now) < ctx.process_email_after
 
 
-def raw_sha256(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
 def sync_incoming(
     store: Store,
     box: SecretBox,
@@ -326,11 +321,7 @@ def sync_incoming(
         report.why_not = "another worker is syncing this mailbox"
         return report
     try:
-        token_error: SyncError | None = None
-        try:
-            ensure_access_token(store, box, mailbox_id)
-        except SyncError as exc:
-            token_error = exc
+        token_error = token_problem(store, box, mailbox_id)
         with store.transaction() as session:
             ctx = load_context(session, box, mailbox_id, Channel.INCOMING)
         if not ctx.runnable:

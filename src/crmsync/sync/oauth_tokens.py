@@ -79,3 +79,13 @@ def ensure_access_token(store: Store, box: SecretBox, mailbox_id: uuid.UUID) -> 
         mailbox.oauth_access_expires_at = grant.expires_at
         if grant.refresh_token:
             mailbox.oauth_refresh_token_ciphertext = box.encrypt(grant.refresh_token)
+
+
+def token_problem(store: Store, box: SecretBox, mailbox_id: uuid.UUID) -> SyncError | None:
+    """``ensure_access_token``, with its failure handed back instead of raised, so the
+    caller can record it as the channel's failure once it knows the mailbox."""
+    try:
+        ensure_access_token(store, box, mailbox_id)
+    except SyncError as exc:
+        return exc
+    return None

@@ -71,7 +71,7 @@ from crmsync.sync import leases, outgoing_io
 from crmsync.sync.context import MailboxContext, load_context
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
-from crmsync.sync.oauth_tokens import ensure_access_token
+from crmsync.sync.oauth_tokens import token_problem
 from crmsync.sync.outgoing_decide import AMBIGUOUS, Verdict, after_send
 from crmsync.sync.outgoing_io import SentFolderSession, SmtpSession
 from crmsync.sync.outgoing_schedule import due_outgoing, pending_by_mailbox
@@ -205,11 +205,7 @@ def sync_outgoing(
         if busy:
             report.why_not = busy
             return report
-        token_error: SyncError | None = None
-        try:
-            ensure_access_token(store, box, mailbox_id)
-        except SyncError as exc:
-            token_error = exc
+        token_error = token_problem(store, box, mailbox_id)
         with store.transaction() as session:
             ctx = load_context(session, box, mailbox_id, Channel.OUTGOING)
             if not ctx.runnable:
