@@ -50,6 +50,7 @@ class AttachmentRow:
     filename: str
     content_type: str
     data: bytes
+    sha256: str
     content_id: str | None = None
 
 
@@ -77,10 +78,11 @@ class InboundEmail:
     queue_id: uuid.UUID | None = None
 
 
-def insert_emails(
-    session: Session, blobs: BlobStore, emails: list[tuple[uuid.UUID, InboundEmail, str]]
-) -> None:
+def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, str]]) -> None:
     """Insert a batch of new emails (id, what, raw SHA-256) with a few bulk statements.
+
+    The blobs they refer to — raw messages and attachments — must be stored already
+    (their rows added; their files durable before the commit).
 
     Raises IntegrityError when one of the dedupe keys exists already — another worker
     stored that message meanwhile; the caller then falls back to ``store_email`` one
@@ -155,7 +157,6 @@ def insert_emails(
                 {"id": uuid.uuid4(), "queue_id": inbound.queue_id, "activity_id": email_id}
             )
         attachment_rows.extend((email_id, attachment) for attachment in inbound.attachments)
-    digests = blobs.put_many(session, [attachment.data for _, attachment in attachment_rows])
     session.execute(insert(table_of(Activity)), activities)
     session.execute(insert(table_of(Email)), rows)
     session.execute(insert(table_of(EmailKey)), keys)
@@ -168,13 +169,13 @@ def insert_emails(
                 {
                     "id": uuid.uuid4(),
                     "activity_id": email_id,
-                    "blob_sha256": digest,
+                    "blob_sha256": attachment.sha256,
                     "filename": attachment.filename[:400],
                     "content_type": attachment.content_type[:200],
                     "size": len(attachment.data),
                     "content_id": attachment.content_id,
                 }
-                for (email_id, attachment), digest in zip(attachment_rows, digests, strict=True)
+                for email_id, attachment in attachment_rows
             ],
         )
     if queued:

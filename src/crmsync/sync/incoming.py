@@ -18,12 +18,7 @@ failure says why, and the cursor moves on. A failing connection is a channel fai
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import threading
 import uuid
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,6 +40,7 @@ from crmsync.sync.context import MailboxContext, load_context
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
 from crmsync.sync.oauth_tokens import token_problem
+from crmsync.sync.prepare import Fetched, Outcome, Ready, Unparsed
 from crmsync.sync.tracker import (
     Decision,
     create_sender_record,
@@ -53,8 +49,7 @@ from crmsync.sync.tracker import (
     known_from,
 )
 from crmsync.tracking.filters import automation_reason
-from crmsync.tracking.parse import MalformedMessage, ParsedMessage, ParseLimits
-from crmsync.tracking.parse_worker import parse_or_error
+from crmsync.tracking.parse import ParsedMessage
 
 log = logging.getLogger(__name__)
 
@@ -92,109 +87,35 @@ class BatchResult:
     failed: int = 0
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """One message as fetched: where it is, its bytes (None when too large to fetch)."""
-
-    folder: str
-    uidvalidity: int
-    uid: int
-    uidl: str | None
-    raw: bytes | None
-    size: int
-
-
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
-PARALLEL_FROM = 32  # below this, shipping bytes to other processes costs more than it saves
-PARSE_SECONDS = 30.0
-
-
-def _parse_pool() -> ProcessPoolExecutor | None:
-    """One pool of parser processes per crmsync process, made on first use.
-
-    Parsing is pure CPU and the GIL serialises it: other cores only help from other
-    processes. ``forkserver`` keeps the children free of this process's database
-    connections and threads.
-    """
-    global _pool
-    workers = os.cpu_count() or 1
-    if workers < 2:
-        return None
-    with _pool_lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
-            )
-        return _pool
-
-
-def _parse_in(
-    pool: ProcessPoolExecutor, raws: list[bytes], limits: ParseLimits
-) -> list[ParsedMessage | Exception]:
-    """Parse in the pool, each message within ``PARSE_SECONDS``.
-
-    A message that takes longer is flagged as malformed (its raw bytes are kept by the
-    caller) and the pool is replaced, since one of its processes is stuck on it.
-    """
-    global _pool
-    futures = [pool.submit(parse_or_error, raw, limits) for raw in raws]
-    parsed: list[ParsedMessage | Exception] = []
-    for index, future in enumerate(futures):
-        try:
-            parsed.append(future.result(timeout=PARSE_SECONDS))
-        except TimeoutError:
-            parsed.append(
-                MalformedMessage("unparseable", f"parsing took over {PARSE_SECONDS:.0f} s")
-            )
-            with _pool_lock:
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    process.kill()
-                pool.shutdown(wait=False, cancel_futures=True)
-                _pool = None
-            # The rest of the batch, here; the next batch gets a fresh pool.
-            parsed.extend(parse_or_error(raw, limits) for raw in raws[index + 1 :])
-            break
-    return parsed
-
-
-def parse_fetched(items: list[Fetched], limits: ParseLimits) -> list[ParsedMessage | Exception]:
-    """Parse a batch outside any transaction (CPU only; on every core for big batches)."""
-    raws = [item.raw for item in items if item.raw is not None]
-    pool = _parse_pool() if len(raws) >= PARALLEL_FROM else None
-    parsed: list[ParsedMessage | Exception]
-    try:
-        if pool is None:
-            raise BrokenProcessPool("not parallel")
-        parsed = _parse_in(pool, raws, limits)
-    except BrokenProcessPool:
-        parsed = [parse_or_error(raw, limits) for raw in raws]
-    results = iter(parsed)
-    return [
-        next(results)
-        if item.raw is not None
-        else SyncError(ErrorCode.MESSAGE_TOO_LARGE, f"{item.size} bytes")
-        for item in items
-    ]
-
-
 def store_batch(
     session: Session,
     store: Store,
     ctx: MailboxContext,
     items: list[Fetched],
-    parsed: list[ParsedMessage | Exception],
+    outcomes: list[Outcome],
 ) -> BatchResult:
-    """Record a fetched batch in the caller's transaction: activities and ledger rows."""
+    """Record a prepared batch in the caller's transaction: activities and ledger rows.
+
+    Every blob the batch refers to is durable when this returns (one filesystem sync),
+    so the caller's commit never refers to bytes a crash could lose.
+    """
     result = BatchResult(seen=len(items))
     mailbox = session.get(Mailbox, ctx.mailbox_id)
     assert mailbox is not None
     now = utcnow()
-    present = [item.raw for item in items if item.raw is not None]
-    digests = iter(store.blobs.put_many(session, present))
-    shas = [next(digests) if item.raw is not None else None for item in items]
-    ledgers: list[dict[str, object]] = [
+    store.blobs.record(
+        session,
         {
+            outcome.raw_sha256: len(item.raw)
+            for item, outcome in zip(items, outcomes, strict=True)
+            if item.raw is not None and not isinstance(outcome, SyncError)
+        },
+    )
+    ledgers: list[dict[str, object]] = []
+    candidates: list[tuple[int, Ready]] = []
+    for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
+        sha = None if isinstance(outcome, SyncError) else outcome.raw_sha256
+        ledger: dict[str, object] = {
             "id": uuid.uuid4(),
             "mailbox_id": ctx.mailbox_id,
             "folder": item.folder,
@@ -207,44 +128,37 @@ def store_batch(
             "tracked": False,
             "reason": "",
         }
-        for item, sha in zip(items, shas, strict=True)
-    ]
-    candidates: list[tuple[int, ParsedMessage, str]] = []
-    for index, (item, outcome, sha) in enumerate(zip(items, parsed, shas, strict=True)):
-        ledger = ledgers[index]
-        ref = item.uidl or f"{item.folder}/{item.uidvalidity}/{item.uid}"
-        if isinstance(outcome, Exception):
-            code = outcome.code if isinstance(outcome, SyncError) else ErrorCode.MALFORMED_MESSAGE
-            detail = str(
-                getattr(outcome, "detail", None) or getattr(outcome, "reason", None) or outcome
-            )
+        ledgers.append(ledger)
+        if not isinstance(outcome, Ready):
+            code, detail = _failure(outcome)
+            ref = item.uidl or f"{item.folder}/{item.uidvalidity}/{item.uid}"
             record_item_failure(session, mailbox, Channel.INCOMING, ref, code.value, detail, sha)
             ledger["reason"] = f"{code.value}: {detail}"
             result.failed += 1
             continue
-        ledger["message_id"] = outcome.message_id
-        if _before_cutoff(ctx, outcome, now):
+        ledger["message_id"] = outcome.parsed.message_id
+        if _before_cutoff(ctx, outcome.parsed, now):
             ledger["reason"] = "received before the profile's 'process email received after'"
             continue
-        assert sha is not None
-        candidates.append((index, outcome, sha))
+        candidates.append((index, outcome))
 
-    gathered = gather(session, ctx, [(message, sha) for _, message, sha in candidates])
+    gathered = gather(session, ctx, [(ready.parsed, ready.raw_sha256) for _, ready in candidates])
     new: list[tuple[uuid.UUID, InboundEmail, str]] = []
-    for index, message, sha in candidates:
+    for index, ready in candidates:
         ledger = ledgers[index]
         ref = items[index].uidl or f"{items[index].folder}/{items[index].uid}"
+        message, sha = ready.parsed, ready.raw_sha256
         try:
             if automation_reason(message) == "bounce":
                 with session.begin_nested():
                     if handle_bounce(session, store.blobs, ctx, message, sha, now=now):
                         ledger["reason"] = "bounce of a CRM email: the original marked bounced"
                         continue
-            decision = decide_message(ctx, message, sha, gathered, now)
+            decision = decide_message(ctx, ready, gathered, now)
             if decision.create_for_sender:
                 with session.begin_nested():
                     made = create_sender_record(session, ctx, message, gathered)
-                decision = decide_message(ctx, message, sha, gathered, now)
+                decision = decide_message(ctx, ready, gathered, now)
                 decision = Decision(
                     f"{decision.reason}; created a {made.value} for the sender",
                     inbound=decision.inbound,
@@ -275,8 +189,30 @@ def store_batch(
             gathered.learn(known_from(decision.inbound, email_id))
             ledger["email_id"], ledger["tracked"] = email_id, True
         result.tracked += int(bool(ledger["tracked"]))
+    _store_attachments(session, store, new)
+    store.blobs.sync()  # raw and attachment files, before the commit that refers to them
     _insert(session, store, new, ledgers)
     return result
+
+
+def _failure(outcome: Unparsed | SyncError) -> tuple[ErrorCode, str]:
+    if isinstance(outcome, SyncError):
+        return outcome.code, outcome.detail or str(outcome)
+    error = outcome.error
+    return ErrorCode.MALFORMED_MESSAGE, error.detail or error.reason
+
+
+def _store_attachments(
+    session: Session, store: Store, new: list[tuple[uuid.UUID, InboundEmail, str]]
+) -> None:
+    """Write the kept attachments of the new emails (not yet durable) and their rows."""
+    sizes: dict[str, int] = {}
+    for _, inbound, _ in new:
+        for attachment in inbound.attachments:
+            if attachment.sha256 not in sizes:
+                store.blobs.write(attachment.data, attachment.sha256)
+                sizes[attachment.sha256] = len(attachment.data)
+    store.blobs.record(session, sizes)
 
 
 def _insert(
@@ -287,7 +223,7 @@ def _insert(
 ) -> None:
     try:
         with session.begin_nested():
-            insert_emails(session, store.blobs, new)
+            insert_emails(session, new)
     except IntegrityError:
         # Another worker stored some of these messages meanwhile: one by one, linking.
         renamed: dict[object, uuid.UUID] = {}

@@ -32,13 +32,9 @@ from crmsync.crm.models.sync_state import FolderCursor, MailboxMessage
 from crmsync.crm.store import Store
 from crmsync.crm.types import AlertSeverity, Channel
 from crmsync.sync.context import MailboxContext
-from crmsync.sync.incoming import (
-    Fetched,
-    IncomingOptions,
-    IncomingReport,
-    parse_fetched,
-    store_batch,
-)
+from crmsync.sync.incoming import IncomingOptions, IncomingReport, store_batch
+from crmsync.sync.overlap import ahead
+from crmsync.sync.prepare import Fetched, PendingBatch, prepare_fetched
 from crmsync.tracking.parse import ParseLimits
 
 INBOX = "INBOX"
@@ -93,10 +89,15 @@ def sync_folder(
     todo = [uid for uid in conn.uids_after(next_uid - 1) if uid >= next_uid]
     todo = _unprocessed(store, ctx, folder, status.uidvalidity, todo)
     limits = ParseLimits(max_bytes=ctx.settings.max_message_bytes)
-    for batch in _batches(conn, todo, folder, status.uidvalidity, ctx, options):
-        parsed = parse_fetched(batch, limits)
+
+    def start(batch: list[Fetched]) -> PendingBatch:
+        return prepare_fetched(batch, limits, store.blobs.root)
+
+    # The next batches are fetched and parsed while this one is stored (sync/overlap.py).
+    for pending in ahead(_batches(conn, todo, folder, status.uidvalidity, ctx, options), start):
+        batch, outcomes = pending.items, pending.outcomes()
         with store.transaction() as session:
-            result = store_batch(session, store, ctx, batch, parsed)
+            result = store_batch(session, store, ctx, batch, outcomes)
             cursor = _load_cursor(session, ctx, folder)
             cursor.next_uid = max(cursor.next_uid, max(item.uid for item in batch) + 1)
         report.add(result)

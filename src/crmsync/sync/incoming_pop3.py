@@ -17,6 +17,7 @@ messages the next listing no longer shows — they are marked gone then.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from itertools import islice
 
 from sqlalchemy import select
@@ -25,13 +26,9 @@ from crmsync.connectors.pop3 import Pop3Connection
 from crmsync.crm.models.sync_state import Pop3Seen
 from crmsync.crm.store import Store
 from crmsync.sync.context import MailboxContext
-from crmsync.sync.incoming import (
-    Fetched,
-    IncomingOptions,
-    IncomingReport,
-    parse_fetched,
-    store_batch,
-)
+from crmsync.sync.incoming import IncomingOptions, IncomingReport, store_batch
+from crmsync.sync.overlap import ahead
+from crmsync.sync.prepare import Fetched, PendingBatch, Ready, prepare_fetched
 from crmsync.tracking.parse import MalformedMessage, ParseLimits, parse_message
 
 FOLDER = "POP3"
@@ -63,21 +60,16 @@ def sync_pop3(
         ):
             seen = _remap(store, ctx, pop, listing, seen, limits)
         new = [(number, uidl) for number, uidl in listing if uidl not in seen]
-        stream = iter(new)
-        while chunk := list(islice(stream, options.batch_messages)):
-            batch = [
-                Fetched(
-                    FOLDER, 0, uidl_key(uidl), uidl, pop.retrieve(number, max_size=_cap(ctx)), size
-                )
-                for (number, uidl), size in zip(
-                    chunk, _sizes(pop, [number for number, _ in chunk]), strict=True
-                )
-            ]
-            parsed = parse_fetched(batch, limits)
+
+        def start(batch: list[Fetched]) -> PendingBatch:
+            return prepare_fetched(batch, limits, store.blobs.root)
+
+        for pending in ahead(_batches(pop, ctx, new, options), start):
+            batch, outcomes = pending.items, pending.outcomes()
             with store.transaction() as session:
-                result = store_batch(session, store, ctx, batch, parsed)
-                for item, outcome in zip(batch, parsed, strict=True):
-                    message_id = getattr(outcome, "message_id", None)
+                result = store_batch(session, store, ctx, batch, outcomes)
+                for item, outcome in zip(batch, outcomes, strict=True):
+                    message_id = outcome.parsed.message_id if isinstance(outcome, Ready) else None
                     session.add(
                         Pop3Seen(mailbox_id=ctx.mailbox_id, uidl=item.uidl, message_id=message_id)
                     )
@@ -85,6 +77,18 @@ def sync_pop3(
         deleted = _delete_processed(store, ctx, pop, listing) if ctx.delete_after_processing else []
     # The connection has QUIT: the server has applied the DELEs.
     _mark(store, ctx, deleted, gone=on_server)
+
+
+def _batches(
+    pop: Pop3Connection, ctx: MailboxContext, new: list[tuple[int, str]], options: IncomingOptions
+) -> Iterator[list[Fetched]]:
+    stream = iter(new)
+    while chunk := list(islice(stream, options.batch_messages)):
+        sizes = _sizes(pop, [number for number, _ in chunk])
+        yield [
+            Fetched(FOLDER, 0, uidl_key(uidl), uidl, pop.retrieve(number, max_size=_cap(ctx)), size)
+            for (number, uidl), size in zip(chunk, sizes, strict=True)
+        ]
 
 
 def uidl_key(uidl: str) -> int:

@@ -15,7 +15,6 @@ together (see bench/ingest.py).
 
 from __future__ import annotations
 
-import html
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
-import nh3
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,6 +35,7 @@ from crmsync.crm.records import RECORD_MODELS
 from crmsync.crm.settings import UnknownSenderRecord
 from crmsync.crm.types import CorrelationMethod, RecordState, RecordType
 from crmsync.sync.context import MailboxContext
+from crmsync.sync.prepare import Ready
 from crmsync.tracking.correlate import (
     Candidates,
     CorrelationSettings,
@@ -241,19 +240,11 @@ def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
 # -- decide ------------------------------------------------------------------------------
 
 
-def _description(parsed: ParsedMessage) -> str:
-    if parsed.html_body:
-        return nh3.clean(parsed.html_body)
-    return "<br>\n".join(html.escape(line) for line in parsed.text_body.splitlines())
-
-
-def _attachments(
-    parsed: ParsedMessage, ctx: MailboxContext
-) -> tuple[list[AttachmentRow], list[str]]:
+def _attachments(ready: Ready, ctx: MailboxContext) -> tuple[list[AttachmentRow], list[str]]:
     blocked = {ext.lower().lstrip(".") for ext in ctx.settings.blocked_attachment_extensions}
     kept: list[AttachmentRow] = []
     refused: list[str] = []
-    for part in parsed.attachments:
+    for part, sha256 in zip(ready.parsed.attachments, ready.attachment_sha256, strict=True):
         extension = PurePath(part.filename).suffix.lower().lstrip(".")
         if extension in blocked:
             refused.append(f"{part.filename} (blocked type)")
@@ -262,7 +253,11 @@ def _attachments(
         else:
             kept.append(
                 AttachmentRow(
-                    part.filename or "attachment", part.content_type, part.data, part.content_id
+                    part.filename or "attachment",
+                    part.content_type,
+                    part.data,
+                    sha256,
+                    part.content_id,
                 )
             )
     return kept, refused
@@ -277,14 +272,11 @@ def _block_list(ctx: MailboxContext) -> BlockList:
 
 
 def decide_message(
-    ctx: MailboxContext,
-    parsed: ParsedMessage,
-    raw_sha256: str,
-    gathered: Gathered,
-    received_at: datetime,
+    ctx: MailboxContext, ready: Ready, gathered: Gathered, received_at: datetime
 ) -> Decision:
     """Pure given ``gathered``: link, skip with a reason, or track (and how)."""
-    key = dedupe_key(parsed, raw_sha256)
+    parsed = ready.parsed
+    key = dedupe_key(parsed, ready.raw_sha256)
     if key in gathered.existing:
         return Decision("already tracked from another mailbox", email_id=gathered.existing[key])
     settings = correlation_settings(ctx)
@@ -301,7 +293,7 @@ def decide_message(
         return Decision(decision.reason)
     sender_known = any(gathered.matches.get(addresses.normalise_address(sender) or "", []))
     wants_record = ctx.preferences.create_for_unknown_sender is not UnknownSenderRecord.NONE
-    attachments, refused = _attachments(parsed, ctx)
+    attachments, refused = _attachments(ready, ctx)
     reason = decision.reason
     if correlation.method is not CorrelationMethod.NONE:
         reason += f"; correlated by {correlation.method.value.replace('_', ' ')}"
@@ -313,7 +305,7 @@ def decide_message(
         owning_business_unit_id=ctx.owning_business_unit_id,
         dedupe_key=key,
         subject=parsed.subject,
-        description=_description(parsed),
+        description=ready.description,
         body_text=parsed.text_body,
         occurred_at=parsed.date or received_at,
         message_id=parsed.message_id,

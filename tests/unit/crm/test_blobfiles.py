@@ -1,0 +1,67 @@
+"""Blob files: written once, atomically, by any number of writers at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crmsync.crm.blobfiles import blob_path, digest, write_blob
+from crmsync.crm.blobs import BlobStore
+from crmsync.crm.models import Blob
+from crmsync.crm.store import Store
+
+
+def test_writers_of_the_same_bytes_leave_one_whole_file(tmp_path: Path) -> None:
+    data = b"x" * 3_000_000
+    results: list[str] = []
+    writers = [
+        threading.Thread(target=lambda: results.append(write_blob(tmp_path, data)))
+        for _ in range(8)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert set(results) == {digest(data)}
+    assert blob_path(tmp_path, digest(data)).read_bytes() == data
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [digest(data)]
+
+
+@settings(max_examples=30)
+@given(payloads=st.lists(st.binary(max_size=2000), max_size=8))
+def test_what_is_written_is_what_is_read(payloads: list[bytes]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        for data in payloads:
+            assert blob_path(Path(root), write_blob(Path(root), data)).read_bytes() == data
+
+
+def test_a_failed_write_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("crmsync.crm.blobfiles.os.write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_blob(tmp_path, b"payload")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_batch_is_recorded_once_whatever_was_there(store: Store, tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    with store.transaction() as session:
+        first = blobs.put_many(session, [b"a", b"b", b"a"])
+    with store.transaction() as session:
+        blobs.write(b"c")
+        blobs.sync()
+        blobs.record(session, {digest(b"b"): 1, digest(b"c"): 1})
+    with store.transaction() as session:
+        rows = {row.sha256: row.size for row in session.query(Blob)}
+    assert first == [digest(b"a"), digest(b"b"), digest(b"a")]
+    assert rows == {digest(b"a"): 1, digest(b"b"): 1, digest(b"c"): 1}

@@ -1,0 +1,113 @@
+"""Preparing fetched messages: raw bytes always kept, one bad message flagged alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crmsync.crm.blobfiles import blob_path, digest
+from crmsync.sync import prepare
+from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.sync.prepare import (
+    Fetched,
+    PendingBatch,
+    Ready,
+    Unparsed,
+    prepare_fetched,
+)
+from crmsync.tracking.parse import ParseLimits
+from tests.unit.sync.faulty_parser import misbehaving_prepare_one
+
+
+def message(number: int, extra: str = "") -> bytes:
+    return (
+        f"From: Customer {number} <c{number}@example.test>\r\n"
+        f"To: sales@crm.test\r\nSubject: Order {number}\r\n"
+        f"Message-ID: <m{number}@example.test>\r\n{extra}"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/html\r\n\r\n"
+        f"<p onclick='steal()'>Order {number}</p><script>alert(1)</script>\r\n"
+        "--b\r\nContent-Type: application/pdf\r\n"
+        'Content-Disposition: attachment; filename="quote.pdf"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        f"{'UERGLWRhdGE=' if number % 2 else 'b3RoZXI='}\r\n--b--\r\n"
+    ).encode()
+
+
+def fetched(raws: list[bytes | None]) -> list[Fetched]:
+    return [
+        Fetched("INBOX", 7, uid, None, raw, len(raw) if raw else 50_000_000)
+        for uid, raw in enumerate(raws, start=1)
+    ]
+
+
+def test_each_outcome_keeps_what_the_store_needs(tmp_path: Path) -> None:
+    good, broken = message(1), b"\x00\x01 no header at all"
+    outcomes = prepare_fetched(fetched([good, broken, None]), ParseLimits(), tmp_path).outcomes()
+
+    ready, unparsed, too_large = outcomes
+    assert isinstance(ready, Ready)
+    assert ready.parsed.message_id == "<m1@example.test>"
+    assert ready.description == "<p>Order 1</p>"  # sanitized once, here
+    assert ready.attachment_sha256 == (digest(b"PDF-data"),)
+    assert blob_path(tmp_path, ready.raw_sha256).read_bytes() == good
+    assert isinstance(unparsed, Unparsed)
+    assert blob_path(tmp_path, unparsed.raw_sha256).read_bytes() == broken
+    assert isinstance(too_large, SyncError)
+    assert too_large.code is ErrorCode.MESSAGE_TOO_LARGE
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_the_parser_pool_gives_what_in_process_preparing_gives(tmp_path: Path) -> None:
+    raws: list[bytes | None] = [message(n) for n in range(prepare.PARALLEL_FROM + 9)]
+    raws[5] = None
+    pooled = prepare_fetched(fetched(raws), ParseLimits(), tmp_path / "a").outcomes()
+    alone = [
+        prepare_fetched(fetched([raw]), ParseLimits(), tmp_path / "b").outcomes()[0] for raw in raws
+    ]
+    assert [_summary(o) for o in pooled] == [_summary(o) for o in alone]
+
+
+def _summary(outcome: object) -> tuple[object, ...]:
+    if isinstance(outcome, Ready):
+        return (outcome.raw_sha256, outcome.parsed.message_id, outcome.description)
+    return (type(outcome).__name__,)
+
+
+@pytest.mark.parametrize(
+    ("header", "why"), [("X-Test: hang\r\n", "took over"), ("X-Test: crash\r\n", "died")]
+)
+def test_a_message_that_hangs_or_kills_its_parser_is_flagged_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str, why: str
+) -> None:
+    monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
+    monkeypatch.setattr(prepare, "TASK_MESSAGES", 4)
+    raws: list[bytes | None] = [message(n) for n in range(prepare.PARALLEL_FROM)]
+    raws[9] = message(9, header)
+    items = fetched(raws)
+
+    outcomes = PendingBatch(items, ParseLimits(), tmp_path, misbehaving_prepare_one).outcomes()
+
+    bad = outcomes[9]
+    assert isinstance(bad, Unparsed)
+    assert why in bad.error.detail
+    assert blob_path(tmp_path, bad.raw_sha256).read_bytes() == raws[9]
+    assert all(isinstance(o, Ready) for i, o in enumerate(outcomes) if i != 9)
+    # The pool was replaced: the next batch is prepared in parser processes again.
+    more: list[bytes | None] = [message(n) for n in range(100, 100 + prepare.PARALLEL_FROM)]
+    again = prepare_fetched(fetched(more), ParseLimits(), tmp_path)
+    assert all(isinstance(o, Ready) for o in again.outcomes())
+
+
+def test_a_parser_process_cannot_take_more_memory_than_its_cap() -> None:
+    probe = (
+        "from crmsync.sync.prepare import _cap_memory, PARSER_MEMORY_BYTES\n"
+        "_cap_memory()\n"
+        "try:\n    bytearray(PARSER_MEMORY_BYTES + (1 << 28))\nexcept MemoryError:\n"
+        "    print('refused')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "refused", done.stderr
