@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
+from crmsync.crm.blobfiles import STAGING, digest
 from crmsync.crm.models import (
     Contact,
     Email,
@@ -290,6 +291,30 @@ def test_blocked_attachments_are_refused_and_said_so(connected: Connected) -> No
     with connected.store.transaction() as session:
         ledger = session.scalars(select(MailboxMessage)).one()
         assert "invoice.exe (blocked type)" in ledger.reason
+    blobs = connected.store.blobs
+    assert blobs.get(email.attachments[0].blob_sha256) == b"%PDF-1.4 fine"
+    assert not blobs.path_for(digest(b"MZ\x90\x00")).exists()  # refused, so not kept
+    assert not list((blobs.root / STAGING).glob("*"))
+
+
+def test_untracked_email_leaves_only_its_raw_bytes(connected: Connected) -> None:
+    from email.message import EmailMessage
+
+    connected.add_mailbox("ann")  # default scope: replies to CRM email only
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "x@elsewhere.test", "ann@example.test", "news"
+    mail.set_content("not for the CRM")
+    mail.add_attachment(b"%PDF-1.4 brochure", maintype="application", subtype="pdf")
+    connected.deliver(["ann"], mail.as_bytes())
+    connected.sync("ann")
+    assert _tracked(connected) == []
+    blobs = connected.store.blobs
+    with connected.store.transaction() as session:
+        ledger = session.scalars(select(MailboxMessage)).one()
+    assert ledger.raw_sha256 is not None
+    assert b"not for the CRM" in blobs.get(ledger.raw_sha256)
+    assert not blobs.path_for(digest(b"%PDF-1.4 brochure")).exists()
+    assert not list((blobs.root / STAGING).glob("*"))
 
 
 def test_an_unknown_sender_becomes_a_contact_when_the_owner_wants_it(

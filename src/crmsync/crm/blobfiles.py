@@ -11,9 +11,17 @@ two writers of the same bytes never disturb each other (the rename is atomic, an
 write the same content). Files are not fsynced one by one: the writer of a batch calls
 ``sync_filesystem`` once, before the transaction that refers to the batch commits.
 
+Staging: a parser process does not know yet whether the email it parses will be
+tracked, so it *stages* attachments — ``stage_blob`` writes them under
+``root/.staging/`` with a unique name — and the engine, once it has decided,
+``publish_staged`` renames the ones it keeps into place and ``discard_staged`` removes
+the rest. The bytes never travel back between the processes, and untracked email leaves
+no attachment files behind. Staged files older than an hour belong to no live batch
+(a crash left them) and ``sweep_staging`` removes them.
+
 What it must never do: delete or overwrite a blob under its real name with other bytes,
 or leave a temporary file behind after a failed write (a crash may; such files are
-named ``.tmp-*`` and are never read).
+named ``.tmp-*`` or live in ``.staging/``, and are never read as blobs).
 """
 
 from __future__ import annotations
@@ -23,9 +31,13 @@ import errno
 import hashlib
 import os
 import threading
+import time
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 _HEX = frozenset("0123456789abcdef")
+STAGING = ".staging"
 
 
 def digest(data: bytes) -> str:
@@ -48,28 +60,82 @@ def write_blob(root: Path, data: bytes, sha256: str | None = None) -> str:
     if path.exists():
         return sha256
     tmp = path.parent / f".tmp-{sha256[:16]}-{os.getpid()}-{threading.get_ident()}"
+    _write_new(tmp, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return sha256
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (its directories made if missing); nothing left on error."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(tmp, flags, 0o600)
+        fd = os.open(path, flags, 0o600)
     except FileNotFoundError:
-        # First blob under this prefix: make the two directory levels, then write.
-        # (Asking forgiveness here saves two mkdir calls per blob on the common path.)
+        # First file under this prefix: make the directories, then write. (Asking
+        # forgiveness saves two mkdir calls per blob on the common path.)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o600)
+        fd = os.open(path, flags, 0o600)
     try:
         with memoryview(data) as view:
             written = 0
             while written < len(view):
                 written += os.write(fd, view[written:])
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
     except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
+        os.close(fd)
+        path.unlink(missing_ok=True)
         raise
-    return sha256
+    os.close(fd)
+
+
+def stage_blob(root: Path, data: bytes) -> str:
+    """Write ``data`` to a staging file of its own and return the file's name."""
+    name = uuid.uuid4().hex
+    _write_new(root / STAGING / name, data)
+    return name
+
+
+def publish_staged(root: Path, name: str, sha256: str) -> None:
+    """Move a staged file into place as blob ``sha256`` (which it must hold)."""
+    staged = root / STAGING / name
+    target = blob_path(root, sha256)
+    if target.exists():
+        staged.unlink(missing_ok=True)
+        return
+    try:
+        os.replace(staged, target)
+    except FileNotFoundError:
+        if not staged.exists():
+            raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+
+
+def discard_staged(root: Path, names: Iterable[str]) -> None:
+    """Remove staged files that were not published (those already moved are skipped)."""
+    for name in names:
+        (root / STAGING / name).unlink(missing_ok=True)
+
+
+def sweep_staging(root: Path, older_than_seconds: float = 3600.0) -> int:
+    """Remove staged files a crash left behind; returns how many."""
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    try:
+        entries = list(os.scandir(root / STAGING))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def fsync_blob(root: Path, sha256: str) -> None:

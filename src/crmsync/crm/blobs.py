@@ -7,8 +7,9 @@ durable, and a file without a row (a crash between the two) is harmless and reus
 the next write of the same bytes.
 
 Batches (the incoming engine) write their files first — possibly from parser
-processes — then make them durable with one ``sync()`` and add the rows with
-``record()``; ``put_many`` does all three. ``put`` is the single-blob path.
+processes, which stage attachments for the engine to ``publish`` — then make them
+durable with one ``sync()`` before the commit and add the rows with ``record()``;
+``put_many`` does all three. ``put`` is the single-blob path.
 
 Never deletes: a blob may be shared by many emails, and the raw bytes are what lets
 anything be re-processed.
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from crmsync.crm.blobfiles import (
     blob_path,
     fsync_blob,
+    publish_staged,
     sync_filesystem,
     write_blob,
 )
@@ -52,6 +54,10 @@ class BlobStore:
     def write(self, data: bytes, sha256: str | None = None) -> str:
         """The file only, not yet durable: ``sync()`` then ``record()`` before commit."""
         return write_blob(self.root, data, sha256)
+
+    def publish(self, staged_name: str, sha256: str) -> None:
+        """Move a file a parser process staged into place (blobfiles.py), not yet durable."""
+        publish_staged(self.root, staged_name, sha256)
 
     def sync(self) -> None:
         """Make every file written so far durable (one syncfs for a whole batch)."""

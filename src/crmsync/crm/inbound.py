@@ -47,10 +47,12 @@ class PartyRow:
 
 @dataclass(frozen=True)
 class AttachmentRow:
+    """An attachment whose blob is stored already (file written, row added)."""
+
     filename: str
     content_type: str
-    data: bytes
     sha256: str
+    size: int
     content_id: str | None = None
 
 
@@ -172,7 +174,7 @@ def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, 
                     "blob_sha256": attachment.sha256,
                     "filename": attachment.filename[:400],
                     "content_type": attachment.content_type[:200],
-                    "size": len(attachment.data),
+                    "size": attachment.size,
                     "content_id": attachment.content_id,
                 }
                 for email_id, attachment in attachment_rows
@@ -233,10 +235,10 @@ def store_email(
     ]
     email.attachments = [
         Attachment(
-            blob_sha256=blobs.put(session, attachment.data),
+            blob_sha256=attachment.sha256,
             filename=attachment.filename[:400],
             content_type=attachment.content_type[:200],
-            size=len(attachment.data),
+            size=attachment.size,
             content_id=attachment.content_id,
         )
         for attachment in inbound.attachments

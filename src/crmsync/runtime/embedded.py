@@ -30,11 +30,19 @@ from crmsync.runtime.push import IdleWatcher
 from crmsync.sync.context import load_context
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
 from crmsync.sync.outgoing import due_outgoing, sync_outgoing
+from crmsync.sync.prepare import warm_up
 from crmsync.sync.schedule import due_mailboxes
 
 log = logging.getLogger(__name__)
 
 WATCHER_REFRESH_SECONDS = 60.0
+
+
+def _warm_parsers() -> None:
+    try:
+        warm_up()
+    except Exception:  # without parser processes, messages are parsed in-process
+        log.exception("runtime: could not start the parser processes")
 
 
 class EmbeddedRuntime:
@@ -73,6 +81,9 @@ class EmbeddedRuntime:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
+        # Parser processes take a second or two to start: start them while the first
+        # ticks run, not when the first big mailbox needs them.
+        self._loop.run_in_executor(None, _warm_parsers)
         next_watch_check = 0.0
         try:
             while not stop.is_set():

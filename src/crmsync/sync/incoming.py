@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmsync.crm.alerts import mark_channel_ok, record_item_failure
+from crmsync.crm.blobfiles import sweep_staging
 from crmsync.crm.db import table_of, utcnow
 from crmsync.crm.inbound import InboundEmail, add_to_queue, insert_emails, store_email
 from crmsync.crm.models.mail import Mailbox
@@ -189,7 +190,12 @@ def store_batch(
             gathered.learn(known_from(decision.inbound, email_id))
             ledger["email_id"], ledger["tracked"] = email_id, True
         result.tracked += int(bool(ledger["tracked"]))
-    _store_attachments(session, store, new)
+    staged = {
+        sha: name
+        for _, ready in candidates
+        for sha, name in zip(ready.attachment_sha256, ready.attachment_staged, strict=True)
+    }
+    _store_attachments(session, store, new, staged)
     store.blobs.sync()  # raw and attachment files, before the commit that refers to them
     _insert(session, store, new, ledgers)
     return result
@@ -203,15 +209,21 @@ def _failure(outcome: Unparsed | SyncError) -> tuple[ErrorCode, str]:
 
 
 def _store_attachments(
-    session: Session, store: Store, new: list[tuple[uuid.UUID, InboundEmail, str]]
+    session: Session,
+    store: Store,
+    new: list[tuple[uuid.UUID, InboundEmail, str]],
+    staged: dict[str, str],
 ) -> None:
-    """Write the kept attachments of the new emails (not yet durable) and their rows."""
+    """Publish the kept attachments of the new emails (not yet durable) and add their rows.
+
+    The staged files of everything else are removed after the batch (discard_leftovers).
+    """
     sizes: dict[str, int] = {}
     for _, inbound, _ in new:
         for attachment in inbound.attachments:
             if attachment.sha256 not in sizes:
-                store.blobs.write(attachment.data, attachment.sha256)
-                sizes[attachment.sha256] = len(attachment.data)
+                store.blobs.publish(staged[attachment.sha256], attachment.sha256)
+                sizes[attachment.sha256] = attachment.size
     store.blobs.record(session, sizes)
 
 
@@ -257,6 +269,8 @@ def sync_incoming(
         report.why_not = "another worker is syncing this mailbox"
         return report
     try:
+        # Staged attachment files a crash (or a batch cut short) left behind.
+        sweep_staging(store.blobs.root)
         token_error = token_problem(store, box, mailbox_id)
         with store.transaction() as session:
             ctx = load_context(session, box, mailbox_id, Channel.INCOMING)

@@ -34,7 +34,7 @@ from crmsync.crm.types import AlertSeverity, Channel
 from crmsync.sync.context import MailboxContext
 from crmsync.sync.incoming import IncomingOptions, IncomingReport, store_batch
 from crmsync.sync.overlap import ahead
-from crmsync.sync.prepare import Fetched, PendingBatch, prepare_fetched
+from crmsync.sync.prepare import Fetched, PendingBatch, discard_leftovers, prepare_fetched
 from crmsync.tracking.parse import ParseLimits
 
 INBOX = "INBOX"
@@ -96,10 +96,13 @@ def sync_folder(
     # The next batches are fetched and parsed while this one is stored (sync/overlap.py).
     for pending in ahead(_batches(conn, todo, folder, status.uidvalidity, ctx, options), start):
         batch, outcomes = pending.items, pending.outcomes()
-        with store.transaction() as session:
-            result = store_batch(session, store, ctx, batch, outcomes)
-            cursor = _load_cursor(session, ctx, folder)
-            cursor.next_uid = max(cursor.next_uid, max(item.uid for item in batch) + 1)
+        try:
+            with store.transaction() as session:
+                result = store_batch(session, store, ctx, batch, outcomes)
+                cursor = _load_cursor(session, ctx, folder)
+                cursor.next_uid = max(cursor.next_uid, max(item.uid for item in batch) + 1)
+        finally:
+            discard_leftovers(store.blobs.root, outcomes)
         report.add(result)
     _save_cursor(store, ctx, folder, status.uidvalidity, status.uidnext, status.highestmodseq)
 

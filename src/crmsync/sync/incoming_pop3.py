@@ -28,7 +28,7 @@ from crmsync.crm.store import Store
 from crmsync.sync.context import MailboxContext
 from crmsync.sync.incoming import IncomingOptions, IncomingReport, store_batch
 from crmsync.sync.overlap import ahead
-from crmsync.sync.prepare import Fetched, PendingBatch, Ready, prepare_fetched
+from crmsync.sync.prepare import Fetched, PendingBatch, Ready, discard_leftovers, prepare_fetched
 from crmsync.tracking.parse import MalformedMessage, ParseLimits, parse_message
 
 FOLDER = "POP3"
@@ -66,13 +66,20 @@ def sync_pop3(
 
         for pending in ahead(_batches(pop, ctx, new, options), start):
             batch, outcomes = pending.items, pending.outcomes()
-            with store.transaction() as session:
-                result = store_batch(session, store, ctx, batch, outcomes)
-                for item, outcome in zip(batch, outcomes, strict=True):
-                    message_id = outcome.parsed.message_id if isinstance(outcome, Ready) else None
-                    session.add(
-                        Pop3Seen(mailbox_id=ctx.mailbox_id, uidl=item.uidl, message_id=message_id)
-                    )
+            try:
+                with store.transaction() as session:
+                    result = store_batch(session, store, ctx, batch, outcomes)
+                    for item, outcome in zip(batch, outcomes, strict=True):
+                        message_id = (
+                            outcome.parsed.message_id if isinstance(outcome, Ready) else None
+                        )
+                        session.add(
+                            Pop3Seen(
+                                mailbox_id=ctx.mailbox_id, uidl=item.uidl, message_id=message_id
+                            )
+                        )
+            finally:
+                discard_leftovers(store.blobs.root, outcomes)
             report.add(result)
         deleted = _delete_processed(store, ctx, pop, listing) if ctx.delete_after_processing else []
     # The connection has QUIT: the server has applied the DELEs.

@@ -7,7 +7,7 @@ incoming message costs, and none of it needs the database, so it runs in a pool 
 parser processes (the GIL would serialise it in threads), a few messages per task, while
 the engine's own process talks to the mail server and the database.
 
-    Fetched ──▶ Ready     (parsed; raw blob written, not yet durable)
+    Fetched ──▶ Ready     (parsed; raw blob written and attachments staged, not yet durable)
            ├──▶ Unparsed  (malformed, too slow, or crashed the parser; raw blob written)
            └──▶ SyncError (too large: never downloaded, nothing written)
 
@@ -32,10 +32,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from crmsync.crm.blobfiles import digest, write_blob
+from crmsync.crm.blobfiles import digest, discard_staged, stage_blob, write_blob
 from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.tracking.display import display_html
 from crmsync.tracking.parse import (
@@ -69,9 +69,13 @@ class Ready:
     """A parsed message whose raw bytes are in the blob store."""
 
     raw_sha256: str
+    # Without html_body (``description`` is what is shown) and without attachment bytes
+    # (they are staged in the blob store): what does not cross between the processes
+    # costs nothing to send.
     parsed: ParsedMessage
     description: str  # sanitized HTML, safe to show (tracking.display)
-    attachment_sha256: tuple[str, ...]  # one per parsed.attachments; files not yet written
+    attachment_sha256: tuple[str, ...]  # one per parsed.attachments
+    attachment_staged: tuple[str, ...]  # their staged files (blobfiles.stage_blob)
 
     def __repr__(self) -> str:
         return f"Ready({self.raw_sha256[:12]}, {self.parsed!r})"
@@ -96,11 +100,17 @@ def prepare_one(raw: bytes, limits: ParseLimits, blob_root: Path) -> Ready | Unp
         return Unparsed(sha256, exc)
     except MemoryError:
         return Unparsed(sha256, MalformedMessage(MalformedReason.UNPARSEABLE, _OUT_OF_MEMORY))
+    parts = parsed.attachments
     return Ready(
         sha256,
-        parsed,
+        replace(
+            parsed,
+            html_body=None,
+            attachments=tuple(replace(part, data=b"") for part in parts),
+        ),
         display_html(parsed),
-        tuple(digest(part.data) for part in parsed.attachments),
+        tuple(digest(part.data) for part in parts),
+        tuple(stage_blob(blob_root, part.data) for part in parts),
     )
 
 
@@ -246,6 +256,20 @@ class PendingBatch:
 def prepare_fetched(items: list[Fetched], limits: ParseLimits, blob_root: Path) -> PendingBatch:
     """Start preparing a batch (in parser processes when it is big enough)."""
     return PendingBatch(items, limits, blob_root)
+
+
+def discard_leftovers(blob_root: Path, outcomes: list[Outcome]) -> None:
+    """After a batch, whatever happened to it: remove the staged attachment files that
+    were not published (store_batch publishes the ones it keeps)."""
+    discard_staged(
+        blob_root,
+        (
+            name
+            for outcome in outcomes
+            if isinstance(outcome, Ready)
+            for name in outcome.attachment_staged
+        ),
+    )
 
 
 def warm_up() -> None:

@@ -15,6 +15,7 @@ together (see bench/ingest.py).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -255,8 +256,8 @@ def _attachments(ready: Ready, ctx: MailboxContext) -> tuple[list[AttachmentRow]
                 AttachmentRow(
                     part.filename or "attachment",
                     part.content_type,
-                    part.data,
                     sha256,
+                    part.size,
                     part.content_id,
                 )
             )
@@ -264,7 +265,13 @@ def _attachments(ready: Ready, ctx: MailboxContext) -> tuple[list[AttachmentRow]
 
 
 def _block_list(ctx: MailboxContext) -> BlockList:
-    entries = ctx.settings.blocked_senders
+    return _block_list_of(tuple(ctx.settings.blocked_senders))
+
+
+@functools.lru_cache(maxsize=64)
+def _block_list_of(entries: tuple[str, ...]) -> BlockList:
+    """Built once per distinct list: normalising every entry per message cost more than
+    deciding the message."""
     return BlockList(
         addresses=frozenset(e for e in entries if "@" in e.strip("@")),
         domains=frozenset(e for e in entries if "@" not in e.strip("@")),

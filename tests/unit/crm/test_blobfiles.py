@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.crm.blobfiles import blob_path, digest, write_blob
+from crmsync.crm.blobfiles import (
+    STAGING,
+    blob_path,
+    digest,
+    discard_staged,
+    publish_staged,
+    stage_blob,
+    sweep_staging,
+    write_blob,
+)
 from crmsync.crm.blobs import BlobStore
 from crmsync.crm.models import Blob
 from crmsync.crm.store import Store
@@ -65,3 +76,21 @@ def test_a_batch_is_recorded_once_whatever_was_there(store: Store, tmp_path: Pat
         rows = {row.sha256: row.size for row in session.query(Blob)}
     assert first == [digest(b"a"), digest(b"b"), digest(b"a")]
     assert rows == {digest(b"a"): 1, digest(b"b"): 1, digest(b"c"): 1}
+
+
+def test_staged_files_are_published_or_discarded_never_lost(tmp_path: Path) -> None:
+    kept, dropped, again = (stage_blob(tmp_path, b"quote.pdf") for _ in range(3))
+    publish_staged(tmp_path, kept, digest(b"quote.pdf"))
+    publish_staged(tmp_path, again, digest(b"quote.pdf"))  # the same bytes twice: one blob
+    discard_staged(tmp_path, [kept, dropped, again])
+    assert blob_path(tmp_path, digest(b"quote.pdf")).read_bytes() == b"quote.pdf"
+    assert list((tmp_path / STAGING).iterdir()) == []
+
+
+def test_only_stale_staged_files_are_swept(tmp_path: Path) -> None:
+    stale, fresh = stage_blob(tmp_path, b"old"), stage_blob(tmp_path, b"new")
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / STAGING / stale, (two_hours_ago, two_hours_ago))
+    assert sweep_staging(tmp_path) == 1
+    assert [p.name for p in (tmp_path / STAGING).iterdir()] == [fresh]
+    assert sweep_staging(tmp_path / "never-used") == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crmsync.crm.blobfiles import blob_path, digest
+from crmsync.crm.blobfiles import STAGING, blob_path, digest
 from crmsync.sync import prepare
 from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.sync.prepare import (
@@ -16,6 +16,7 @@ from crmsync.sync.prepare import (
     PendingBatch,
     Ready,
     Unparsed,
+    discard_leftovers,
     prepare_fetched,
 )
 from crmsync.tracking.parse import ParseLimits
@@ -53,12 +54,19 @@ def test_each_outcome_keeps_what_the_store_needs(tmp_path: Path) -> None:
     assert ready.parsed.message_id == "<m1@example.test>"
     assert ready.description == "<p>Order 1</p>"  # sanitized once, here
     assert ready.attachment_sha256 == (digest(b"PDF-data"),)
+    # Attachment bytes stay on disk, staged, instead of travelling back between processes.
+    assert ready.parsed.attachments[0].data == b""
+    assert ready.parsed.attachments[0].size == len(b"PDF-data")
+    (staged,) = ready.attachment_staged
+    assert (tmp_path / STAGING / staged).read_bytes() == b"PDF-data"
     assert blob_path(tmp_path, ready.raw_sha256).read_bytes() == good
     assert isinstance(unparsed, Unparsed)
     assert blob_path(tmp_path, unparsed.raw_sha256).read_bytes() == broken
     assert isinstance(too_large, SyncError)
     assert too_large.code is ErrorCode.MESSAGE_TOO_LARGE
     assert not list(tmp_path.rglob(".tmp-*"))
+    discard_leftovers(tmp_path, outcomes)
+    assert not list((tmp_path / STAGING).iterdir())
 
 
 def test_the_parser_pool_gives_what_in_process_preparing_gives(tmp_path: Path) -> None:
