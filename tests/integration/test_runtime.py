@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from crmsync.crm.models import Email
+from crmsync.crm.mailboxes import update_mailbox
+from crmsync.crm.models import Email, Mailbox
 from crmsync.crm.settings import TrackingPreferences
 from crmsync.runtime.embedded import EmbeddedRuntime
+from crmsync.sync.check_enable import check_and_enable
 from tests.integration.conftest import Connected, message
 
 
@@ -53,3 +55,32 @@ def test_idle_push_tracks_new_mail_within_seconds(
     connected.deliver(["ann"], message(subject="pushed"))
     # The profile polls every 60 s: only IDLE can make this arrive in a few seconds.
     assert _wait_for(connected, "pushed", 10) < 10
+
+
+def test_a_watcher_follows_a_changed_password(connected: Connected) -> None:
+    mailbox_id = connected.add_mailbox("ann")
+    runtime = EmbeddedRuntime(connected.store, connected.box)
+    runtime._refresh_watchers()
+    first = runtime.watchers[mailbox_id]
+    try:
+        runtime._refresh_watchers()  # nothing changed: the same watcher goes on
+        assert runtime.watchers[mailbox_id] is first
+
+        connected.dovecot.add_user(connected.users["ann"].name, "a-new-password")
+        with connected.store.transaction() as session:
+            mailbox = session.get(Mailbox, mailbox_id)
+            assert mailbox is not None
+            update_mailbox(
+                session, connected.admin(), mailbox, {"password": "a-new-password"}, connected.box
+            )
+        # Test & Enable again, all between two refreshes (they run once a minute).
+        assert check_and_enable(connected.store, connected.box, mailbox_id).ok
+        runtime._refresh_watchers()
+
+        second = runtime.watchers[mailbox_id]
+        assert second is not first
+        assert second.credentials.password == "a-new-password"
+        assert first.stopping.is_set()  # it ends when its IDLE next returns
+    finally:
+        for watcher in runtime.watchers.values():
+            watcher.stop()

@@ -174,7 +174,8 @@ class EmbeddedRuntime:
                 self.running.discard(mailbox_id)
 
     def _refresh_watchers(self, only: set[uuid.UUID] | None = None) -> None:
-        """Start IDLE watchers for enabled IMAP mailboxes; stop those no longer wanted.
+        """Start IDLE watchers for enabled IMAP mailboxes; stop those no longer wanted,
+        and restart those whose server or credentials changed.
 
         With ``only``, just start watchers for those mailboxes (after their first sync).
         """
@@ -189,7 +190,10 @@ class EmbeddedRuntime:
         for mailbox_id in list(self.watchers) if only is None else []:
             watcher = self.watchers[mailbox_id]
             dead = not watcher.is_alive() and watcher.supported
-            if mailbox_id not in wanted or dead:
+            # A new password, token or server: the watcher's session would go on with the
+            # old ones until it next failed; start it again with what is configured now.
+            changed = wanted.get(mailbox_id) != (watcher.endpoint, watcher.credentials)
+            if mailbox_id not in wanted or dead or changed:
                 watcher.stop()
                 del self.watchers[mailbox_id]
         for mailbox_id, (endpoint, credentials) in wanted.items():
