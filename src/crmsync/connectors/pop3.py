@@ -286,6 +286,26 @@ class Pop3Connection(LineProtocolSession):
             self._client._getresp()  # type: ignore[attr-defined]
             return read_multiline(self._client.file.readline, max_size)
 
+    def header(self, number: int, *, max_size: int) -> bytes | None:
+        """The header section of message ``number`` (``TOP n 0``, RFC 1939 §7), or the
+        whole message from RETR where the server has no TOP; None when over ``max_size``.
+
+        For matching messages by Message-ID without downloading them.
+        """
+        capa = self._capa()
+        if capa is not None and "TOP" not in {name.upper() for name in capa}:
+            return self.retrieve(number, max_size=None)
+        with mapped_errors(self.endpoint.where, translate=self._translate()):
+            self._client._putcmd(f"TOP {number:d} 0")  # type: ignore[attr-defined]
+            try:
+                self._client._getresp()  # type: ignore[attr-defined]
+            except poplib.error_proto:
+                if capa is not None:
+                    raise
+                # No CAPA, and a -ERR: this server has no TOP.
+                return self.retrieve(number, max_size=None)
+            return read_multiline(self._client.file.readline, max_size)
+
     def delete(self, number: int) -> None:
         """DELE ``number``: marked only; the server removes it at QUIT (RFC 1939 §6)."""
         with mapped_errors(self.endpoint.where, translate=self._translate()):

@@ -149,11 +149,11 @@ def _remap(
     by_message_id = {row.message_id: row.uidl for row in seen.values() if row.message_id}
     renamed: dict[str, str] = {}
     for number, uidl in listing:
-        raw = pop.retrieve(number, max_size=_cap(ctx))
-        if raw is None:
+        header = pop.header(number, max_size=limits.max_header_bytes)
+        if header is None:
             continue
         try:
-            message_id = parse_message(raw, limits).message_id
+            message_id = parse_message(header, limits).message_id
         except MalformedMessage:
             continue
         old = by_message_id.get(message_id or "")

@@ -147,3 +147,19 @@ def test_uidl_not_supported(open_pop3: Opener, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(SyncError) as caught:
         pop3.uidl()
     assert caught.value.code is ErrorCode.NOT_SUPPORTED
+
+
+def test_header_reads_the_header_section_without_the_body(
+    dovecot: DovecotServer, mail_user: MailUser, open_pop3: Opener
+) -> None:
+    sent = message("headers only", body=b"a body of some length\r\n" * 500)
+    dovecot.deliver(mail_user, sent)
+    pop = open_pop3()
+    ((number, _),) = pop.uidl()
+    header = pop.header(number, max_size=64 * 1024)
+    assert header is not None
+    assert header.endswith(b"\r\n\r\n")
+    assert b"a body of some length" not in header
+    assert sent.split(b"\r\n\r\n")[0] in header  # as delivered, after Dovecot's trace lines
+    assert pop.header(number, max_size=10) is None  # over the cap: read, dropped, in step
+    assert pop.retrieve(number, max_size=None) is not None
