@@ -15,6 +15,9 @@ An email's life as crmsync sends it (``Email.status``)::
       │       (found in the Sent folder instead: sent)
       └─ send() again ─▶ pending_send
 
+``canceled`` means never delivered: cancel() takes a pending_send email, but not one
+marked maybe_sent until the Sent folder has been searched for it.
+
 Who writes what: ``request_send`` and ``cancel_send`` here act for a person (rights
 checked: write on the email); ``hold`` and the address and mailbox look-ups serve both.
 The outgoing engine's own transitions, a system process's that check no rights, are in
@@ -294,15 +297,28 @@ def request_send(
 
 
 def cancel_send(session: Session, principal: access.Principal, email: Email) -> Email:
-    """pending_send → canceled. Once the engine has claimed it (sending), it is too late."""
+    """pending_send → canceled. Once the engine has claimed it (sending), it is too late;
+    so it is while a retry is marked ``maybe_sent``: the server may have accepted it
+    before the connection broke, and until the Sent folder has been searched nobody
+    knows, so "canceled" (never delivered) could be a lie."""
     access.require(session, principal, email, Privilege.WRITE)
     changed = session.execute(
         update(EMAILS)
-        .where(EMAILS.c.id == email.id, EMAILS.c.status == EmailStatus.PENDING_SEND.value)
+        .where(
+            EMAILS.c.id == email.id,
+            EMAILS.c.status == EmailStatus.PENDING_SEND.value,
+            EMAILS.c.maybe_sent.is_(False),
+        )
         .values(status=EmailStatus.CANCELED.value, next_send_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     session.refresh(email)
+    if not changed and email.status is EmailStatus.PENDING_SEND and email.maybe_sent:
+        raise Conflict(
+            "The connection broke while this email was being sent, so it may have been "
+            "delivered already; it can be canceled once crmsync has looked for it in the "
+            "Sent folder"
+        )
     if not changed:
         raise Conflict(
             f"Only an email waiting to be sent can be canceled; this one is {email.status.value}"

@@ -10,15 +10,19 @@ submitted mail in Sent by itself (as Gmail and Exchange Online do), half do not.
 Invariants after every step:
 - a message is delivered at most once — the one documented exception being a connection
   lost after the server took it, on a server that files nothing in Sent;
-- ``sent`` means delivered; ``canceled`` means never delivered.
+- ``sent`` means delivered; ``canceled`` means never delivered (the same exception).
 After draining (no faults): every email is sent, failed or canceled.
+
+Pinned as plain tests below: what the machine found (an email the server may have taken
+was canceled before Sent was searched), and what was once suspected of the slow runs it
+caused (a worker killed mid-pass leaving a SQLite write lock held; it leaves none).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
+import sqlite3
 import tempfile
 import uuid
 from collections import Counter, deque
@@ -255,10 +259,12 @@ class OutgoingMachine(RuleBasedStateMachine):
         with self.store.transaction() as session:
             email = session.get(Email, email_id)
             assert email is not None
+            may_have_been_delivered = email.maybe_sent
             try:
                 outbound.cancel_send(session, self.principal, email)
             except Conflict:
                 return
+        assert not may_have_been_delivered, "canceled before Sent was searched for it"
         self.canceled.add(email_id)
 
     @rule(faults=st.lists(st.sampled_from(FAULTS), max_size=4))
@@ -288,7 +294,12 @@ class OutgoingMachine(RuleBasedStateMachine):
                 assert self.world.delivered[email.message_id] >= 1
             if email.id in self.canceled:
                 assert email.status is EmailStatus.CANCELED
-                assert not email.message_id or not self.world.delivered[email.message_id]
+                if email.message_id:
+                    # The documented exception again: once the Sent folder of a server
+                    # that files nothing there has been searched in vain, a connection
+                    # lost after the server took the message counts as not delivered.
+                    allowed = 0 if self.world.autosave else self.world.ambiguous[email.message_id]
+                    assert self.world.delivered[email.message_id] <= allowed
 
     def teardown(self) -> None:
         self.world.faults.clear()
@@ -314,11 +325,61 @@ OutgoingMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-# Some step sequences (Hypothesis's CI seed finds one every time) leave a SQLite write
-# lock held, so the next pass waits out busy_timeout on every query and the run takes
-# minutes. Whether the engine or this machine leaks the transaction is not found yet;
-# until it is, CI skips the machine rather than time out. Run it locally.
-TestOutgoingMachine = pytest.mark.skipif(
-    os.environ.get("CI") == "true",
-    reason="open: a step sequence leaks a SQLite write lock (see module comment)",
-)(OutgoingMachine.TestCase)
+TestOutgoingMachine = OutgoingMachine.TestCase
+
+
+# -- pinned ---------------------------------------------------------------------------------
+
+
+def _one_email(faults: list[str], *, autosave: bool) -> tuple[OutgoingMachine, uuid.UUID]:
+    """The machine's world with one queued email and ``faults`` programmed."""
+    machine = OutgoingMachine()
+    machine.world.autosave = autosave
+    machine.world.faults.extend(faults)
+    email_id = machine.queue()
+    assert isinstance(email_id, uuid.UUID)  # a rule's declared type is hypothesis's
+    return machine, email_id
+
+
+def _status(machine: OutgoingMachine, email_id: uuid.UUID) -> tuple[EmailStatus, bool]:
+    with machine.store.transaction() as session:
+        email = session.get(Email, email_id)
+        assert email is not None
+        return email.status, email.maybe_sent
+
+
+def test_an_email_the_server_may_have_taken_cannot_be_canceled() -> None:
+    # The connection broke after the server took the message: the retry is "maybe sent".
+    # Canceling it then would call a delivered email canceled, and the next pass would
+    # never look for it in Sent.
+    machine, email_id = _one_email(["lost_after"], autosave=True)
+    machine.run_pass()
+    assert _status(machine, email_id) == (EmailStatus.PENDING_SEND, True)
+    with machine.store.transaction() as session:
+        email = session.get(Email, email_id)
+        assert email is not None
+        with pytest.raises(Conflict, match="may have been delivered"):
+            outbound.cancel_send(session, machine.principal, email)
+
+    machine.run_pass()  # found in Sent: sent, and delivered once
+    assert _status(machine, email_id) == (EmailStatus.SENT, False)
+    machine.never_twice()
+    machine.statuses_tell_the_truth()
+
+
+def test_a_worker_killed_mid_pass_leaves_no_transaction_open() -> None:
+    # Killed is a BaseException, raised the moment the server accepted: nothing in the
+    # engine catches it, so every session must still be closed by its context manager.
+    machine, email_id = _one_email(["kill_after"], autosave=False)
+    with pytest.raises(Killed):
+        sync_outgoing(machine.store, machine.box, machine.mailbox_id, machine.options())
+    assert machine.store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    database = machine.store.engine.url.database
+    assert database is not None
+    other = sqlite3.connect(database, timeout=0)  # no busy wait: a held lock fails at once
+    try:
+        other.execute("BEGIN IMMEDIATE")  # takes the write lock, or raises "locked"
+        other.rollback()
+    finally:
+        other.close()
+    assert _status(machine, email_id) == (EmailStatus.SENDING, False)
