@@ -48,6 +48,8 @@ from crmsync.connectors.endpoints import Credentials, Endpoint
 from crmsync.crm import activities, directory, mailboxes, outbound, profiles
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.activities import PartySpec
+from crmsync.crm.alerts import mark_channel_ok
+from crmsync.crm.db import utcnow
 from crmsync.crm.errors import Conflict
 from crmsync.crm.models import Email, Mailbox, User
 from crmsync.crm.secrets import SecretBox
@@ -301,9 +303,23 @@ class OutgoingMachine(RuleBasedStateMachine):
                     allowed = 0 if self.world.autosave else self.world.ambiguous[email.message_id]
                     assert self.world.delivered[email.message_id] <= allowed
 
+    def _later_an_admin_re_enables(self) -> None:
+        """Enough failures in a row disable the channel (its email waits, held, with an
+        alert) and retries wait out their backoff: model the administrator's Test & Enable
+        and the passing of time, after which everything must settle."""
+        with self.store.transaction() as session:
+            mailbox = session.get(Mailbox, self.mailbox_id)
+            assert mailbox is not None
+            mark_channel_ok(mailbox.channel(Channel.OUTGOING), now=utcnow(), enable=True)
+            for email in session.scalars(
+                select(Email).where(Email.status == EmailStatus.PENDING_SEND)
+            ):
+                email.next_send_at = None
+
     def teardown(self) -> None:
         self.world.faults.clear()
         self.world.imap_down = False
+        self._later_an_admin_re_enables()
         for _ in range(10):
             pending = [
                 e
