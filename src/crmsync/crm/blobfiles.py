@@ -5,7 +5,10 @@ and uses these functions for the files; parser processes of the incoming engine 
 directly to store the raw bytes they were handed, which is why this module imports
 nothing but the standard library (a parser process starts in a tenth of a second).
 
-Layout: ``root/ab/cd/<sha256>``. A file is written under a temporary name that is unique
+Layout: ``root/ab/<sha256>`` — 256 directories, as git keeps loose objects. (A second
+level, ``ab/cd/``, made nearly every blob of a young store create two directories, and
+directory creation was the costliest part of storing a message; ``upgrade_layout``
+moves blobs of that older layout.) A file is written under a temporary name that is unique
 to the writing thread and renamed into place, so a reader never sees a partial blob and
 two writers of the same bytes never disturb each other (the rename is atomic, and both
 write the same content). Files are not fsynced one by one: the writer of a batch calls
@@ -40,6 +43,31 @@ _HEX = frozenset("0123456789abcdef")
 STAGING = ".staging"
 
 
+def upgrade_layout(root: Path) -> int:
+    """Move blobs stored as ``root/ab/cd/<sha256>`` to ``root/ab/<sha256>``; idempotent.
+
+    Returns how many moved. A crash part-way leaves each blob in one place or the other,
+    both readable by the next run of this function and never lost.
+    """
+    moved = 0
+    if not root.is_dir():
+        return 0
+    for first in root.iterdir():
+        if len(first.name) != 2 or not first.is_dir():
+            continue
+        for second in first.iterdir():
+            if len(second.name) != 2 or not second.is_dir():
+                continue
+            for old in second.iterdir():
+                if old.name.startswith(".tmp-"):
+                    old.unlink(missing_ok=True)
+                    continue
+                os.replace(old, first / old.name)
+                moved += 1
+            second.rmdir()
+    return moved
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -47,7 +75,7 @@ def digest(data: bytes) -> str:
 def blob_path(root: Path, sha256: str) -> Path:
     if len(sha256) != 64 or not _HEX.issuperset(sha256):
         raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
-    return root / sha256[:2] / sha256[2:4] / sha256
+    return root / sha256[:2] / sha256
 
 
 def write_blob(root: Path, data: bytes, sha256: str | None = None) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crmsync.config import Settings
 from crmsync.crm.addresses import install_address_index
+from crmsync.crm.blobfiles import upgrade_layout
 from crmsync.crm.blobs import BlobStore
 from crmsync.crm.db import make_engine, make_session_factory, transaction
 
@@ -53,7 +54,9 @@ class Store:
         return config
 
     def migrate(self, revision: str = "head") -> None:
+        """Bring the schema — and the blob store's file layout — up to date."""
         command.upgrade(self.alembic_config(), revision)
+        upgrade_layout(self.blobs.root)
 
     def is_initialised(self) -> bool:
         return inspect(self.engine).has_table("organisations")

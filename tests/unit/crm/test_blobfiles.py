@@ -94,3 +94,18 @@ def test_only_stale_staged_files_are_swept(tmp_path: Path) -> None:
     assert sweep_staging(tmp_path) == 1
     assert [p.name for p in (tmp_path / STAGING).iterdir()] == [fresh]
     assert sweep_staging(tmp_path / "never-used") == 0
+
+
+def test_blobs_of_the_two_level_layout_are_moved_not_lost(store: Store, tmp_path: Path) -> None:
+    old = tmp_path / "blobs" / digest(b"kept")[:2] / digest(b"kept")[2:4] / digest(b"kept")
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"kept")
+    (old.parent / ".tmp-left-by-a-crash").write_bytes(b"partial")
+    moved = Store(store.database_url, tmp_path / "blobs")
+    try:
+        moved.migrate()
+        moved.migrate()  # idempotent
+    finally:
+        moved.dispose()
+    assert blob_path(tmp_path / "blobs", digest(b"kept")).read_bytes() == b"kept"
+    assert not old.parent.exists()
