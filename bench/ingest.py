@@ -2,12 +2,15 @@
 mbsync's and offlineimap's raw download of the same mailbox, measured in the same run.
 
     uv run python -m bench.ingest [--messages 10000] [--database sqlite|postgresql]
+                                  [--repeat 3] [--skip-offlineimap]
 
 A deterministic corpus (bench/corpus.py) is written into a real Dovecot's maildir; then,
 one after another over loopback IMAP: mbsync (isync, ``FSync no``) into a local maildir,
 offlineimap into another, and ``sync_incoming`` into a fresh CRM store with its normal
-durability settings, on the same filesystem. Prints messages/s, the ratio to mbsync,
-and crmsync's peak memory. Never pass/fail: figures only.
+durability settings, on the same filesystem. mbsync and crmsync run ``--repeat`` times,
+interleaved — on a shared machine mbsync's own speed varies threefold from run to run —
+and the medians are printed with every run's figure; then the ratio to mbsync, and
+crmsync's peak memory. Never pass/fail: figures only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 from bench.corpus import generate
 from bench.setup import connected_store, timed
@@ -58,7 +62,7 @@ def fill_maildir(dovecot: DovecotServer, login: str, messages: list[bytes]) -> N
 
 def run_mbsync(dovecot: DovecotServer, login: str, password: str, work: Path) -> float:
     target = work / "mbsync"
-    target.mkdir()
+    target.mkdir(parents=True)
     config = work / "mbsyncrc"
     config.write_text(
         "FSync no\n\n"
@@ -74,7 +78,7 @@ def run_mbsync(dovecot: DovecotServer, login: str, password: str, work: Path) ->
 
 def run_offlineimap(dovecot: DovecotServer, login: str, password: str, work: Path) -> float:
     target = work / "offlineimap"
-    target.mkdir()
+    target.mkdir(parents=True)
     config = work / "offlineimaprc"
     config.write_text(
         "[general]\naccounts = bench\nmetadata = " + str(work / "offlineimap-meta") + "\n"
@@ -92,6 +96,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--skip-offlineimap", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of mbsync and crmsync, interleaved"
+    )
     args = parser.parse_args()
 
     messages = corpus(args.messages)
@@ -103,21 +110,32 @@ def main() -> None:
         with DovecotServer(work / "dovecot") as dovecot:
             user = dovecot.add_user("bench", "bench-password")
             fill_maildir(dovecot, user.login, messages)
-            results: dict[str, float] = {}
-            results["mbsync"] = run_mbsync(dovecot, user.login, user.password, work)
+            runs: dict[str, list[float]] = {"mbsync": [], "crmsync": []}
+            tracked = 0
+            # Interleaved, so that both meet the same moments of a shared machine.
+            for run in range(args.repeat):
+                runs["mbsync"].append(
+                    run_mbsync(dovecot, user.login, user.password, work / f"run-{run}")
+                )
+                if args.database == "postgresql":
+                    with fresh_database() as url:
+                        seconds, tracked = _crmsync(dovecot, user, work / f"run-{run}", url)
+                else:
+                    seconds, tracked = _crmsync(dovecot, user, work / f"run-{run}", None)
+                runs["crmsync"].append(seconds)
+                shutil.rmtree(work / f"run-{run}", ignore_errors=True)
             if not args.skip_offlineimap:
-                results["offlineimap"] = run_offlineimap(dovecot, user.login, user.password, work)
-            if args.database == "postgresql":
-                with fresh_database() as url:
-                    seconds, tracked = _crmsync(dovecot, user, work, url)
-            else:
-                seconds, tracked = _crmsync(dovecot, user, work, None)
-            results["crmsync"] = seconds
-        rate = {name: len(messages) / seconds for name, seconds in results.items()}
-        for name, seconds in results.items():
-            print(f"{name:12s} {seconds:8.2f} s  {rate[name]:9.0f} messages/s")
+                runs["offlineimap"] = [
+                    run_offlineimap(dovecot, user.login, user.password, work / "offlineimap-run")
+                ]
+        rate = {name: [len(messages) / s for s in seconds] for name, seconds in runs.items()}
+        for name, rates in rate.items():
+            listed = ", ".join(f"{r:.0f}" for r in rates)
+            print(f"{name:12s} median {median(rates):7.0f} messages/s  (runs: {listed})")
         print(f"crmsync tracked {tracked} of {len(messages)} messages")
-        print(f"crmsync / mbsync ratio: {rate['crmsync'] / rate['mbsync']:.2f}")
+        ratios = [c / m for c, m in zip(rate["crmsync"], rate["mbsync"], strict=True)]
+        listed = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"crmsync / mbsync ratio: median {median(ratios):.2f}  (runs: {listed})")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak memory (this process, incl. corpus in memory): {peak:.0f} MB")
     finally:

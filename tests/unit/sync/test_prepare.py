@@ -119,3 +119,20 @@ def test_a_parser_process_cannot_take_more_memory_than_its_cap() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "refused", done.stderr
+
+
+def test_a_batch_fetched_ahead_survives_the_pool_being_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
+    monkeypatch.setattr(prepare, "TASK_MESSAGES", 4)
+    hanging: list[bytes | None] = [message(n) for n in range(prepare.PARALLEL_FROM)]
+    hanging[0] = message(0, "X-Test: hang\r\n")
+    following: list[bytes | None] = [message(n) for n in range(100, 100 + prepare.PARALLEL_FROM)]
+    # Both batches are in the pool before the first one's outcomes are asked for, as
+    # with the fetch thread running ahead; replacing the pool cancels the second's tasks.
+    first = PendingBatch(fetched(hanging), ParseLimits(), tmp_path, misbehaving_prepare_one)
+    second = PendingBatch(fetched(following), ParseLimits(), tmp_path, misbehaving_prepare_one)
+
+    assert isinstance(first.outcomes()[0], Unparsed)
+    assert all(isinstance(o, Ready) for o in second.outcomes())
