@@ -217,6 +217,12 @@ class PendingBatch:
         raws = [item.raw for item in items if item.raw is not None]
         executor = _pool.get() if len(raws) >= PARALLEL_FROM else None
         if executor is not None:
+            # The raw blobs are written here, in the engine's process, which mostly waits
+            # (on the server, on the parsers) while the parser process is the busiest;
+            # creating files is costly kernel work that needs no GIL. The parser then
+            # finds each blob in place.
+            for raw in raws:
+                write_blob(blob_root, raw)
             try:
                 for start in range(0, len(raws), TASK_MESSAGES):
                     chunk = raws[start : start + TASK_MESSAGES]
