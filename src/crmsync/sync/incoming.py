@@ -5,10 +5,12 @@
      └ not runnable (not approved, disabled, method none) → return, nothing touched
 
 Run it twice, or after a crash at any line, and the CRM holds each message exactly once:
-messages are fetched outside any transaction, then one short transaction per batch
-stores their activities, the mailbox's message ledger and the cursor that covers them
-together. A crash before that commit leaves the cursor where it was, and the next run
-redoes the batch; the org-wide email key makes a redo link, not duplicate.
+messages are fetched and prepared outside any transaction — a fetch thread runs ahead
+(sync/overlap.py) and parser processes parse them (sync/prepare.py) — then one short
+transaction per batch (``store_batch``) stores their activities, the mailbox's message
+ledger and the cursor that covers them together. A crash before that commit leaves the
+cursor where it was, and the next run redoes the batch; the org-wide email key makes a
+redo link, not duplicate.
 
 A failing message never stops the mailbox: its raw bytes are kept, an item-level
 failure says why, and the cursor moves on. A failing connection is a channel failure

@@ -21,6 +21,7 @@ Modules:
 - ``filters``     which email to track (``TrackingScope``), automated mail, block lists
 - ``correlate``   In-Reply-To/References → token → Thread-Index → smart matching
 - ``parties``     From/To/Cc/Bcc → CRM records
+- ``display``     the HTML an email activity shows: nh3-sanitized HTML, or escaped text
 
 Nothing here does I/O, touches the database or the network, reads the clock (``now`` is
 passed in) or logs message content. Everything is a function of its inputs and is tested
