@@ -30,7 +30,9 @@ import gc
 import multiprocessing
 import os
 import resource
+import select
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -134,17 +136,51 @@ _TOO_SLOW = f"parsing took over {PARSE_SECONDS:.0f} s"
 _CRASHED = "the parser process died on this message"
 
 
-def _start_parser_process() -> None:
-    """Pool initializer: freeze what the process inherited, and cap its memory.
+def _start_parser_process(engine_pid: int) -> None:
+    """Pool initializer: freeze what the process inherited, cap its memory, and end it
+    with the engine.
 
     A parser process is a fork of the fork server, which imported the engine. Python's
     cyclic garbage collector would otherwise walk every inherited object on each full
-    collection — writing to each, so the kernel copies every shared page — which made
-    parsing in the pool several times slower than in-process. ``gc.freeze`` moves them
-    out of the collector's sight (the use the Python documentation gives for it).
+    collection — writing to each, so the kernel copies every shared page. ``gc.freeze``
+    moves them out of the collector's sight (the use the Python documentation gives).
     """
     gc.freeze()
     _cap_memory()
+    _exit_with(engine_pid)
+
+
+def _exit_with(engine_pid: int) -> None:
+    """End this process when the engine's ends, however it ends (SIGKILL included).
+
+    A pool's worker otherwise waits for work forever once its engine is gone, and keeps
+    the fork server alive with it: every restart of ``crmsync serve`` would leave two
+    processes behind. A pidfd (Linux 5.3+) wakes the watcher at once; elsewhere it polls.
+    """
+    try:
+        pidfd: int | None = os.pidfd_open(engine_pid)
+    except (AttributeError, OSError):  # not Linux, or the engine is already gone
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while _alive(engine_pid):
+                time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="engine-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _cap_memory() -> None:
@@ -178,7 +214,10 @@ class _Pool:
                 # is a fork of one warm process, ready in milliseconds, not a second each.
                 context.set_forkserver_preload(["__main__", __name__])
                 self._executor = ProcessPoolExecutor(
-                    max_workers=workers, mp_context=context, initializer=_start_parser_process
+                    max_workers=workers,
+                    mp_context=context,
+                    initializer=_start_parser_process,
+                    initargs=(os.getpid(),),
                 )
             return self._executor
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,40 @@ def test_a_batch_fetched_ahead_survives_the_pool_being_replaced(
 
     assert isinstance(first.outcomes()[0], Unparsed)
     assert all(isinstance(o, Ready) for o in second.outcomes())
+
+
+_ENGINE = """
+import multiprocessing.forkserver, sys
+from crmsync.sync import prepare
+prepare.warm_up()
+executor = prepare._pool.get()
+pids = [*executor._processes, multiprocessing.forkserver._forkserver._forkserver_pid]
+print(" ".join(map(str, pids)), flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_parser_processes_end_with_a_killed_engine() -> None:
+    engine = subprocess.Popen(
+        [sys.executable, "-c", _ENGINE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert engine.stdout is not None
+    pids = [int(pid) for pid in engine.stdout.readline().split()]
+    assert len(pids) >= 2, "a parser process and the fork server"
+    engine.kill()  # SIGKILL: no atexit, no executor shutdown
+    engine.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if _running(pid)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
