@@ -42,6 +42,9 @@ PRESETS: dict[ServerType, dict[str, Any]] = {
         "oauth_authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
         "oauth_token_url": "https://oauth2.googleapis.com/token",
         "oauth_scopes": "https://mail.google.com/",
+        # Gmail files what its SMTP server accepts in Sent by itself; a copy would be a
+        # second one.
+        "save_sent_copy": False,
     },
     ServerType.OUTLOOK_COM: {
         "incoming_host": "outlook.office365.com",
@@ -55,6 +58,7 @@ PRESETS: dict[ServerType, dict[str, Any]] = {
         "oauth_token_url": "https://login.microsoftonline.com/common/oauth2/v2.0/token",
         "oauth_scopes": "https://outlook.office.com/IMAP.AccessAsUser.All "
         "https://outlook.office.com/SMTP.Send offline_access",
+        "save_sent_copy": False,  # Outlook.com files submitted mail in Sent Items itself
     },
     ServerType.EXCHANGE_ONLINE: {
         "auth_method": AuthMethod.OAUTH2,

@@ -62,6 +62,11 @@ class ProfileSettings(BaseModel):
     connection_timeout_seconds: int | None = Field(default=None, ge=1, le=600)
     move_failed_to_folder: str | None = Field(default=None, max_length=300)
     alert_on_majority_failure: bool | None = None
+    save_sent_copy: bool | None = Field(
+        default=None,
+        description="Append a copy of each email sent to the Sent folder; off for servers "
+        "that file submitted mail there themselves (Gmail and Outlook.com presets).",
+    )
 
     def values(self, *, exclude_unset: bool) -> dict[str, Any]:
         data = self.model_dump(exclude_unset=exclude_unset)
@@ -115,6 +120,7 @@ class ProfilePublic(BaseModel):
     connection_timeout_seconds: int
     move_failed_to_folder: str | None
     alert_on_majority_failure: bool
+    save_sent_copy: bool
     owner_id: uuid.UUID
 
     @classmethod
