@@ -94,7 +94,8 @@ def sync_folder(
         return prepare_fetched(batch, limits, store.blobs.root)
 
     # The next batches are fetched and parsed while this one is stored (sync/overlap.py).
-    for pending in ahead(_batches(conn, todo, folder, status.uidvalidity, ctx, options), start):
+    batches = _batches(conn, todo, folder, status.uidvalidity, ctx, options)
+    for pending in ahead(batches, start, abandon=PendingBatch.abandon):
         batch, outcomes = pending.items, pending.outcomes()
         try:
             with store.transaction() as session:

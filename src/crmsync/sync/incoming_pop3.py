@@ -64,7 +64,7 @@ def sync_pop3(
         def start(batch: list[Fetched]) -> PendingBatch:
             return prepare_fetched(batch, limits, store.blobs.root)
 
-        for pending in ahead(_batches(pop, ctx, new, options), start):
+        for pending in ahead(_batches(pop, ctx, new, options), start, abandon=PendingBatch.abandon):
             batch, outcomes = pending.items, pending.outcomes()
             try:
                 with store.transaction() as session:

@@ -19,6 +19,7 @@ thread running after the caller stops (it is told to stop and joined).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +27,8 @@ from typing import TypeVar
 
 Batch = TypeVar("Batch")
 Started = TypeVar("Started")
+
+log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1
 
@@ -44,11 +47,14 @@ def ahead(
     start: Callable[[Batch], Started],
     *,
     depth: int = 2,
+    abandon: Callable[[Started], None] | None = None,
 ) -> Iterator[Started]:
     """Yield ``start(batch)`` for each batch, computed in a thread up to ``depth`` ahead.
 
     ``start`` should hand long work to other processes and return at once (a
-    ``PendingBatch``); the caller waits for it when it gets there.
+    ``PendingBatch``); the caller waits for it when it gets there. When the caller stops
+    early, ``abandon`` is called for each batch started but never handed over (to clean
+    up what its start left behind).
     """
     handoff: queue.Queue[Started | _End | _Failed] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -60,6 +66,8 @@ def ahead(
                 return True
             except queue.Full:
                 continue
+        if not isinstance(item, _End | _Failed):
+            _abandon(abandon, item)
         return False
 
     def produce() -> None:
@@ -84,3 +92,16 @@ def ahead(
     finally:
         stop.set()
         thread.join()
+        while not handoff.empty():
+            left = handoff.get_nowait()
+            if not isinstance(left, _End | _Failed):
+                _abandon(abandon, left)
+
+
+def _abandon(abandon: Callable[[Started], None] | None, item: Started) -> None:
+    if abandon is None:
+        return
+    try:
+        abandon(item)
+    except Exception:  # cleaning up must not hide why the caller stopped
+        log.exception("could not clean up a batch fetched ahead")

@@ -284,6 +284,13 @@ class PendingBatch:
             for item in self.items
         ]
 
+    def abandon(self) -> None:
+        """The engine stopped before storing this batch: remove its staged attachments.
+
+        (Its raw blobs stay: content-addressed, they are reused when the batch is redone.)
+        """
+        discard_leftovers(self._root, self.outcomes())
+
     def _collect(self) -> list[Ready | Unparsed]:
         assert self._executor is not None
         prepared: list[Ready | Unparsed] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -68,3 +69,20 @@ def test_an_engine_that_stops_early_stops_the_fetching() -> None:
     stream.close()  # e.g. the engine's transaction failed
     assert not _fetch_threads()
     assert len(fetched) <= 4
+
+
+def test_batches_started_but_never_handed_over_are_abandoned() -> None:
+    started: list[int] = []
+    abandoned: list[int] = []
+
+    def start(n: int) -> int:
+        started.append(n)
+        return n
+
+    stream = ahead(iter(range(100)), start, depth=2, abandon=abandoned.append)
+    consumed = [next(stream), next(stream)]
+    time.sleep(0.3)  # the fetch thread fills the hand-over queue
+    stream.close()  # the engine stopped: e.g. its transaction failed
+    assert not _fetch_threads()
+    assert sorted(consumed + abandoned) == started  # each batch: stored or cleaned up
+    assert abandoned

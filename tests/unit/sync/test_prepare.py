@@ -174,3 +174,10 @@ def _running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_an_abandoned_batch_leaves_no_staged_attachments(tmp_path: Path) -> None:
+    pending = prepare_fetched(fetched([message(1), message(2)]), ParseLimits(), tmp_path)
+    assert list((tmp_path / STAGING).iterdir())
+    pending.abandon()
+    assert not list((tmp_path / STAGING).iterdir())
