@@ -20,8 +20,10 @@ blob store, which it does before the commit that refers to them.
 Limits: a task gets ``PARSE_SECONDS`` per message it carries; a task over time, or a
 parser process that dies (its memory is capped at ``PARSER_MEMORY_BYTES``), has its
 messages redone one per task in a fresh pool, so the one at fault is flagged alone.
-Below ``PARALLEL_FROM`` messages, or on one core, messages are prepared in-process; the
-pool has one process per core but one.
+The pool has one process per core but one. Every batch goes to it, even a single new
+message — a pool round trip costs a millisecond or two, and it is what bounds a message
+that would make the parser loop (some inputs make the stdlib parser quadratic). Only on
+one core are messages prepared in-process, under the size, part and depth limits alone.
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ from crmsync.tracking.parse import (
     parse_message,
 )
 
-PARALLEL_FROM = 32  # below this, shipping bytes to other processes costs more than it saves
 TASK_MESSAGES = 16  # messages per pool task: fewer round trips, still an even spread
 PARSE_SECONDS = 30.0
 PARSER_MEMORY_BYTES = 2 << 30
@@ -254,7 +255,7 @@ class PendingBatch:
         self._executor: ProcessPoolExecutor | None = None
         self._done: list[Ready | Unparsed] | None = None
         raws = [item.raw for item in items if item.raw is not None]
-        executor = _pool.get() if len(raws) >= PARALLEL_FROM else None
+        executor = _pool.get() if raws else None
         if executor is not None:
             # The raw blobs are written here, in the engine's process, which mostly waits
             # (on the server, on the parsers) while the parser process is the busiest;

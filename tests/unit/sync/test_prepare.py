@@ -23,6 +23,8 @@ from crmsync.sync.prepare import (
 from crmsync.tracking.parse import ParseLimits
 from tests.unit.sync.faulty_parser import misbehaving_prepare_one
 
+BIG = 40  # messages: several pool tasks
+
 
 def message(number: int, extra: str = "") -> bytes:
     return (
@@ -71,7 +73,7 @@ def test_each_outcome_keeps_what_the_store_needs(tmp_path: Path) -> None:
 
 
 def test_the_parser_pool_gives_what_in_process_preparing_gives(tmp_path: Path) -> None:
-    raws: list[bytes | None] = [message(n) for n in range(prepare.PARALLEL_FROM + 9)]
+    raws: list[bytes | None] = [message(n) for n in range(BIG + 9)]
     raws[5] = None
     pooled = prepare_fetched(fetched(raws), ParseLimits(), tmp_path / "a").outcomes()
     alone = [
@@ -94,7 +96,7 @@ def test_a_message_that_hangs_or_kills_its_parser_is_flagged_alone(
 ) -> None:
     monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
     monkeypatch.setattr(prepare, "TASK_MESSAGES", 4)
-    raws: list[bytes | None] = [message(n) for n in range(prepare.PARALLEL_FROM)]
+    raws: list[bytes | None] = [message(n) for n in range(BIG)]
     raws[9] = message(9, header)
     items = fetched(raws)
 
@@ -106,7 +108,7 @@ def test_a_message_that_hangs_or_kills_its_parser_is_flagged_alone(
     assert blob_path(tmp_path, bad.raw_sha256).read_bytes() == raws[9]
     assert all(isinstance(o, Ready) for i, o in enumerate(outcomes) if i != 9)
     # The pool was replaced: the next batch is prepared in parser processes again.
-    more: list[bytes | None] = [message(n) for n in range(100, 100 + prepare.PARALLEL_FROM)]
+    more: list[bytes | None] = [message(n) for n in range(100, 100 + BIG)]
     again = prepare_fetched(fetched(more), ParseLimits(), tmp_path)
     assert all(isinstance(o, Ready) for o in again.outcomes())
 
@@ -127,9 +129,9 @@ def test_a_batch_fetched_ahead_survives_the_pool_being_replaced(
 ) -> None:
     monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
     monkeypatch.setattr(prepare, "TASK_MESSAGES", 4)
-    hanging: list[bytes | None] = [message(n) for n in range(prepare.PARALLEL_FROM)]
+    hanging: list[bytes | None] = [message(n) for n in range(BIG)]
     hanging[0] = message(0, "X-Test: hang\r\n")
-    following: list[bytes | None] = [message(n) for n in range(100, 100 + prepare.PARALLEL_FROM)]
+    following: list[bytes | None] = [message(n) for n in range(100, 100 + BIG)]
     # Both batches are in the pool before the first one's outcomes are asked for, as
     # with the fetch thread running ahead; replacing the pool cancels the second's tasks.
     first = PendingBatch(fetched(hanging), ParseLimits(), tmp_path, misbehaving_prepare_one)
@@ -178,6 +180,21 @@ def _running(pid: int) -> bool:
 
 def test_an_abandoned_batch_leaves_no_staged_attachments(tmp_path: Path) -> None:
     pending = prepare_fetched(fetched([message(1), message(2)]), ParseLimits(), tmp_path)
+    pending.outcomes()  # prepared (in a parser process): the attachments are staged
     assert list((tmp_path / STAGING).iterdir())
     pending.abandon()
     assert not list((tmp_path / STAGING).iterdir())
+
+
+def test_a_single_new_message_that_hangs_its_parser_is_flagged_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The common case of a poll: one new message. It too is parsed under the time limit.
+    monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
+    raw = message(1, "X-Test: hang\r\n")
+    (outcome,) = PendingBatch(
+        fetched([raw]), ParseLimits(), tmp_path, misbehaving_prepare_one
+    ).outcomes()
+    assert isinstance(outcome, Unparsed)
+    assert "took over" in outcome.error.detail
+    assert blob_path(tmp_path, outcome.raw_sha256).read_bytes() == raw
