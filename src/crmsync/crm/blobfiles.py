@@ -168,12 +168,13 @@ def sweep_staging(root: Path, older_than_seconds: float = 3600.0) -> int:
 
 def fsync_blob(root: Path, sha256: str) -> None:
     """Make one blob durable (for single writes, where a whole-filesystem sync is waste)."""
-    fd = os.open(blob_path(root, sha256), os.O_RDONLY)
+    path = blob_path(root, sha256)
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    directory = os.open(blob_path(root, sha256).parent, os.O_RDONLY)
+    directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
     except OSError as exc:  # some filesystems refuse fsync on directories

@@ -51,10 +51,6 @@ class BlobStore:
             session.add(Blob(sha256=sha256, size=len(data)))
         return sha256
 
-    def write(self, data: bytes, sha256: str | None = None) -> str:
-        """The file only, not yet durable: ``sync()`` then ``record()`` before commit."""
-        return write_blob(self.root, data, sha256)
-
     def publish(self, staged_name: str, sha256: str) -> None:
         """Move a file a parser process staged into place (blobfiles.py), not yet durable."""
         publish_staged(self.root, staged_name, sha256)
@@ -75,7 +71,7 @@ class BlobStore:
 
     def put_many(self, session: Session, items: list[bytes]) -> list[str]:
         """Store many blobs with one filesystem sync instead of one fsync per file."""
-        digests = [self.write(data) for data in items]
+        digests = [write_blob(self.root, data) for data in items]
         if items:
             self.sync()
         self.record(session, {sha: len(data) for sha, data in zip(digests, items, strict=True)})

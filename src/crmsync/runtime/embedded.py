@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
+from crmsync.crm.blobfiles import sweep_staging
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.secrets import SecretBox
@@ -38,7 +39,10 @@ log = logging.getLogger(__name__)
 WATCHER_REFRESH_SECONDS = 60.0
 
 
-def _warm_parsers() -> None:
+def _start_up(store: Store) -> None:
+    """Once, as the engine starts: remove staged attachment files a crash left behind
+    (sync/prepare.py), and start the parser processes, which take a second or two."""
+    sweep_staging(store.blobs.root)
     try:
         warm_up()
     except Exception:  # without parser processes, messages are parsed in-process
@@ -81,9 +85,8 @@ class EmbeddedRuntime:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
-        # Parser processes take a second or two to start: start them while the first
-        # ticks run, not when the first big mailbox needs them.
-        self._loop.run_in_executor(None, _warm_parsers)
+        # While the first ticks run, not when the first mailbox needs it.
+        self._loop.run_in_executor(None, _start_up, self.store)
         next_watch_check = 0.0
         try:
             while not stop.is_set():

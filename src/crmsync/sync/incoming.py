@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,7 +30,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmsync.crm.alerts import mark_channel_ok, record_item_failure
-from crmsync.crm.blobfiles import sweep_staging
 from crmsync.crm.db import table_of, utcnow
 from crmsync.crm.inbound import InboundEmail, add_to_queue, insert_emails, store_email
 from crmsync.crm.models.mail import Mailbox
@@ -43,7 +43,16 @@ from crmsync.sync.context import MailboxContext, load_context
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
 from crmsync.sync.oauth_tokens import token_problem
-from crmsync.sync.prepare import Fetched, Outcome, Ready, Unparsed
+from crmsync.sync.overlap import ahead
+from crmsync.sync.prepare import (
+    Fetched,
+    Outcome,
+    PendingBatch,
+    Ready,
+    Unparsed,
+    discard_leftovers,
+    prepare_fetched,
+)
 from crmsync.sync.tracker import (
     Decision,
     create_sender_record,
@@ -52,7 +61,7 @@ from crmsync.sync.tracker import (
     known_from,
 )
 from crmsync.tracking.filters import automation_reason
-from crmsync.tracking.parse import ParsedMessage
+from crmsync.tracking.parse import ParsedMessage, ParseLimits
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +258,33 @@ def _insert(
     session.execute(insert(table_of(MailboxMessage)), ledgers)
 
 
+def ingest(
+    store: Store,
+    ctx: MailboxContext,
+    batches: Iterator[list[Fetched]],
+    report: IncomingReport,
+    *,
+    also: Callable[[Session, list[Fetched], list[Outcome]], None],
+) -> None:
+    """Store fetched batches, each in a transaction of its own with ``also``'s rows (the
+    folder cursor, the UIDL ledger); the next batches are fetched and prepared meanwhile
+    (sync/overlap.py, sync/prepare.py)."""
+    limits = ParseLimits(max_bytes=ctx.settings.max_message_bytes)
+
+    def start(batch: list[Fetched]) -> PendingBatch:
+        return prepare_fetched(batch, limits, store.blobs.root)
+
+    for pending in ahead(batches, start, abandon=PendingBatch.abandon):
+        batch, outcomes = pending.items, pending.outcomes()
+        try:
+            with store.transaction() as session:
+                result = store_batch(session, store, ctx, batch, outcomes)
+                also(session, batch, outcomes)
+        finally:
+            discard_leftovers(store.blobs.root, outcomes)
+        report.add(result)
+
+
 def _before_cutoff(ctx: MailboxContext, parsed: ParsedMessage, now: datetime) -> bool:
     if ctx.process_email_after is None:
         return False
@@ -271,8 +307,6 @@ def sync_incoming(
         report.why_not = "another worker is syncing this mailbox"
         return report
     try:
-        # Staged attachment files a crash (or a batch cut short) left behind.
-        sweep_staging(store.blobs.root)
         token_error = token_problem(store, box, mailbox_id)
         with store.transaction() as session:
             ctx = load_context(session, box, mailbox_id, Channel.INCOMING)

@@ -32,10 +32,8 @@ from crmsync.crm.models.sync_state import FolderCursor, MailboxMessage
 from crmsync.crm.store import Store
 from crmsync.crm.types import AlertSeverity, Channel
 from crmsync.sync.context import MailboxContext
-from crmsync.sync.incoming import IncomingOptions, IncomingReport, store_batch
-from crmsync.sync.overlap import ahead
-from crmsync.sync.prepare import Fetched, PendingBatch, discard_leftovers, prepare_fetched
-from crmsync.tracking.parse import ParseLimits
+from crmsync.sync.incoming import IncomingOptions, IncomingReport, ingest
+from crmsync.sync.prepare import Fetched, Outcome
 
 INBOX = "INBOX"
 UIDVALIDITY_CHANGED = "UIDVALIDITY_CHANGED"
@@ -88,23 +86,18 @@ def sync_folder(
             return
     todo = [uid for uid in conn.uids_after(next_uid - 1) if uid >= next_uid]
     todo = _unprocessed(store, ctx, folder, status.uidvalidity, todo)
-    limits = ParseLimits(max_bytes=ctx.settings.max_message_bytes)
 
-    def start(batch: list[Fetched]) -> PendingBatch:
-        return prepare_fetched(batch, limits, store.blobs.root)
+    def advance_cursor(session: Session, batch: list[Fetched], _: list[Outcome]) -> None:
+        cursor = _load_cursor(session, ctx, folder)
+        cursor.next_uid = max(cursor.next_uid, max(item.uid for item in batch) + 1)
 
-    # The next batches are fetched and parsed while this one is stored (sync/overlap.py).
-    batches = _batches(conn, todo, folder, status.uidvalidity, ctx, options)
-    for pending in ahead(batches, start, abandon=PendingBatch.abandon):
-        batch, outcomes = pending.items, pending.outcomes()
-        try:
-            with store.transaction() as session:
-                result = store_batch(session, store, ctx, batch, outcomes)
-                cursor = _load_cursor(session, ctx, folder)
-                cursor.next_uid = max(cursor.next_uid, max(item.uid for item in batch) + 1)
-        finally:
-            discard_leftovers(store.blobs.root, outcomes)
-        report.add(result)
+    ingest(
+        store,
+        ctx,
+        _batches(conn, todo, folder, status.uidvalidity, ctx, options),
+        report,
+        also=advance_cursor,
+    )
     _save_cursor(store, ctx, folder, status.uidvalidity, status.uidnext, status.highestmodseq)
 
 

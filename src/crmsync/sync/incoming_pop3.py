@@ -21,14 +21,14 @@ from collections.abc import Iterator
 from itertools import islice
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crmsync.connectors.pop3 import Pop3Connection
 from crmsync.crm.models.sync_state import Pop3Seen
 from crmsync.crm.store import Store
 from crmsync.sync.context import MailboxContext
-from crmsync.sync.incoming import IncomingOptions, IncomingReport, store_batch
-from crmsync.sync.overlap import ahead
-from crmsync.sync.prepare import Fetched, PendingBatch, Ready, discard_leftovers, prepare_fetched
+from crmsync.sync.incoming import IncomingOptions, IncomingReport, ingest
+from crmsync.sync.prepare import Fetched, Outcome, Ready
 from crmsync.tracking.parse import MalformedMessage, ParseLimits, parse_message
 
 FOLDER = "POP3"
@@ -61,26 +61,14 @@ def sync_pop3(
             seen = _remap(store, ctx, pop, listing, seen, limits)
         new = [(number, uidl) for number, uidl in listing if uidl not in seen]
 
-        def start(batch: list[Fetched]) -> PendingBatch:
-            return prepare_fetched(batch, limits, store.blobs.root)
+        def remember(session: Session, batch: list[Fetched], outcomes: list[Outcome]) -> None:
+            for item, outcome in zip(batch, outcomes, strict=True):
+                message_id = outcome.parsed.message_id if isinstance(outcome, Ready) else None
+                session.add(
+                    Pop3Seen(mailbox_id=ctx.mailbox_id, uidl=item.uidl, message_id=message_id)
+                )
 
-        for pending in ahead(_batches(pop, ctx, new, options), start, abandon=PendingBatch.abandon):
-            batch, outcomes = pending.items, pending.outcomes()
-            try:
-                with store.transaction() as session:
-                    result = store_batch(session, store, ctx, batch, outcomes)
-                    for item, outcome in zip(batch, outcomes, strict=True):
-                        message_id = (
-                            outcome.parsed.message_id if isinstance(outcome, Ready) else None
-                        )
-                        session.add(
-                            Pop3Seen(
-                                mailbox_id=ctx.mailbox_id, uidl=item.uidl, message_id=message_id
-                            )
-                        )
-            finally:
-                discard_leftovers(store.blobs.root, outcomes)
-            report.add(result)
+        ingest(store, ctx, _batches(pop, ctx, new, options), report, also=remember)
         deleted = _delete_processed(store, ctx, pop, listing) if ctx.delete_after_processing else []
     # The connection has QUIT: the server has applied the DELEs.
     _mark(store, ctx, deleted, gone=on_server)

@@ -176,11 +176,11 @@ def _exit_with(engine_pid: int) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError also means the process is there
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 

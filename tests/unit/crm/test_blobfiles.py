@@ -69,7 +69,7 @@ def test_a_batch_is_recorded_once_whatever_was_there(store: Store, tmp_path: Pat
     with store.transaction() as session:
         first = blobs.put_many(session, [b"a", b"b", b"a"])
     with store.transaction() as session:
-        blobs.write(b"c")
+        write_blob(blobs.root, b"c")
         blobs.sync()
         blobs.record(session, {digest(b"b"): 1, digest(b"c"): 1})
     with store.transaction() as session:
