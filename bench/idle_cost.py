@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from bench.setup import add_mailbox, connected_store
+from bench.setup import add_mailbox, connected_store, work_directory
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
 from tests.servers import DovecotServer
 
@@ -25,9 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mailboxes", type=int, default=1000)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="crmsync-idle-"))
-    work.chmod(0o755)
-    try:
+    with work_directory("crmsync-idle-") as work:
         with DovecotServer(work / "dovecot") as dovecot:
             users = dovecot.add_users(
                 [(f"idle{n}", f"idle-password-{n}") for n in range(args.mailboxes)]
@@ -54,8 +49,6 @@ def main() -> None:
             f"({used / count * 1000:.1f} ms each), wall {wall:.2f} s "
             f"({wall / count * 1000:.1f} ms each)"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

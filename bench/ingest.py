@@ -19,16 +19,15 @@ import argparse
 import os
 import resource
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from statistics import median
 
 from bench.corpus import generate
-from bench.setup import connected_store, settle_disk, timed
+from bench.setup import connected_store, settle_disk, timed, work_directory
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
 from crmsync.sync.prepare import warm_up
-from tests.servers import DovecotServer, fresh_database
+from tests.servers import DovecotServer, MailUser, fresh_database
 from tests.servers.dovecot_conf import MAIL_GID, MAIL_UID
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -104,9 +103,7 @@ def main() -> None:
     messages = corpus(args.messages)
     total_bytes = sum(len(raw) for raw in messages)
     print(f"corpus: {len(messages)} messages, {total_bytes / 1e6:.1f} MB")
-    work = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
-    work.chmod(0o755)
-    try:
+    with work_directory("crmsync-bench-") as work:
         with DovecotServer(work / "dovecot") as dovecot:
             user = dovecot.add_user("bench", "bench-password")
             fill_maildir(dovecot, user.login, messages)
@@ -138,12 +135,10 @@ def main() -> None:
         print(f"crmsync / mbsync ratio: median {median(ratios):.2f}  (runs: {listed})")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak memory (this process, incl. corpus in memory): {peak:.0f} MB")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _crmsync(
-    dovecot: DovecotServer, user: object, work: Path, url: str | None
+    dovecot: DovecotServer, user: MailUser, work: Path, url: str | None
 ) -> tuple[float, int]:
 
     store, box, mailbox_id = connected_store(dovecot, user, work / "crm", url)

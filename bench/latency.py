@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from email.message import EmailMessage
-from pathlib import Path
 
 from sqlalchemy import select
 
-from bench.setup import connected_store
+from bench.setup import connected_store, work_directory
 from crmsync.crm.models import Email
 from crmsync.runtime.embedded import EmbeddedRuntime
 from tests.servers import DovecotServer
@@ -41,9 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=200)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="crmsync-latency-"))
-    work.chmod(0o755)
-    try:
+    with work_directory("crmsync-latency-") as work:
         with DovecotServer(work / "dovecot") as dovecot:
             user = dovecot.add_user("latency", "latency-password")
             store, box, mailbox_id = connected_store(dovecot, user, work / "crm", None)
@@ -79,8 +74,6 @@ def main() -> None:
             f"p50 {quantiles[49] * 1000:.0f} ms  p90 {quantiles[89] * 1000:.0f} ms  "
             f"p99 {quantiles[98] * 1000:.0f} ms  max {samples[-1] * 1000:.0f} ms"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,13 @@ pass (with Sent copies). Figures only, never pass/fail.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from sqlalchemy import select, update
 
-from bench.setup import connected_store
+from bench.setup import connected_store, work_directory
 from crmsync.crm import activities, outbound
 from crmsync.crm.access import load_principal
 from crmsync.crm.activities import PartySpec
@@ -124,20 +122,16 @@ def main() -> None:
     parser.add_argument("--local", action="store_true", help="Deliver into Dovecot (LMTP).")
     parser.add_argument("--no-sent-copies", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="crmsync-bench-send-"))
-    work.chmod(0o755)
-    try:
-        with (
-            DovecotServer(work / "dovecot") as dovecot,
-            SmtpServer.in_front_of(dovecot, directory=work / "smtp") as smtp,
-        ):
-            if args.database == "postgresql":
-                with fresh_database() as url:
-                    run(dovecot, smtp, work, args, url)
-            else:
-                run(dovecot, smtp, work, args, None)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with (
+        work_directory("crmsync-bench-send-") as work,
+        DovecotServer(work / "dovecot") as dovecot,
+        SmtpServer.in_front_of(dovecot, directory=work / "smtp") as smtp,
+    ):
+        if args.database == "postgresql":
+            with fresh_database() as url:
+                run(dovecot, smtp, work, args, url)
+        else:
+            run(dovecot, smtp, work, args, None)
 
 
 if __name__ == "__main__":

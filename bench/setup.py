@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
@@ -20,6 +23,18 @@ from crmsync.crm.setup import initialise, root_business_unit
 from crmsync.crm.store import Store
 from crmsync.crm.types import Approval, Channel, ServerType
 from tests.servers import DovecotServer
+from tests.servers.dovecot_users import MailUser
+
+
+@contextmanager
+def work_directory(prefix: str) -> Iterator[Path]:
+    """A fresh directory Dovecot's users can reach (0755), removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o755)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def settle_disk() -> None:
@@ -42,7 +57,7 @@ def timed(command: list[str]) -> float:
 
 
 def connected_store(
-    dovecot: DovecotServer, user: Any, directory: Path, database_url: str | None
+    dovecot: DovecotServer, user: MailUser, directory: Path, database_url: str | None
 ) -> tuple[Store, SecretBox, uuid.UUID]:
     """A migrated store with one approved, enabled mailbox for ``user`` (tracks all)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -74,7 +89,7 @@ def connected_store(
     return store, box, add_mailbox(store, box, user)
 
 
-def add_mailbox(store: Store, box: SecretBox, user: Any) -> uuid.UUID:
+def add_mailbox(store: Store, box: SecretBox, user: MailUser) -> uuid.UUID:
     """A user with an approved mailbox for ``user`` whose incoming channel is enabled."""
     with store.transaction() as session:
         first = session.scalars(select(User).order_by(User.created_at)).first()

@@ -180,5 +180,5 @@ def smtp_error_code(reply: int, text: str, command: str = "") -> ErrorCode:
         return E.SERVER_UNAVAILABLE
     if 500 <= reply < 600:
         # A permanent refusal (RFC 5321 §4.2.1): sending the same again cannot help.
-        found = SMTP_PERMANENT_BY_COMMAND.get(command.upper())
-    return found or E.PROTOCOL_ERROR
+        return SMTP_PERMANENT_BY_COMMAND.get(command.upper(), E.PROTOCOL_ERROR)
+    return E.PROTOCOL_ERROR

@@ -33,13 +33,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from crmsync.crm import access
 from crmsync.crm.addresses import normalise_address
 from crmsync.crm.alerts import raise_alert
-from crmsync.crm.db import utcnow
+from crmsync.crm.db import update_rows, utcnow
 from crmsync.crm.errors import Conflict, Forbidden, InvalidReference, RuleViolation
 from crmsync.crm.models.activities import Activity, ActivityParty, Email
 from crmsync.crm.models.mail import Mailbox
@@ -153,15 +153,14 @@ def hold(session: Session, mailbox: Mailbox, why: str, now: datetime | None = No
     ``send_error``, and one alert (deduplicated hourly) reaches the mailbox's owner.
     """
     now = now or utcnow()
-    waiting = session.execute(
-        update(EMAILS)
-        .where(
-            EMAILS.c.send_mailbox_id == mailbox.id,
-            EMAILS.c.status == EmailStatus.PENDING_SEND.value,
-        )
-        .values(send_error_code=WAITING, send_error=f"Waiting: {why}")
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    waiting = update_rows(
+        session,
+        EMAILS,
+        EMAILS.c.send_mailbox_id == mailbox.id,
+        EMAILS.c.status == EmailStatus.PENDING_SEND.value,
+        send_error_code=WAITING,
+        send_error=f"Waiting: {why}",
+    )
     if waiting:
         raise_alert(
             session,
@@ -177,7 +176,7 @@ def hold(session: Session, mailbox: Mailbox, why: str, now: datetime | None = No
             channel=Channel.OUTGOING,
             now=now,
         )
-    return int(waiting or 0)
+    return waiting
 
 
 # -- a person asks --------------------------------------------------------------------------
@@ -302,16 +301,15 @@ def cancel_send(session: Session, principal: access.Principal, email: Email) -> 
     before the connection broke, and until the Sent folder has been searched nobody
     knows, so "canceled" (never delivered) could be a lie."""
     access.require(session, principal, email, Privilege.WRITE)
-    changed = session.execute(
-        update(EMAILS)
-        .where(
-            EMAILS.c.id == email.id,
-            EMAILS.c.status == EmailStatus.PENDING_SEND.value,
-            EMAILS.c.maybe_sent.is_(False),
-        )
-        .values(status=EmailStatus.CANCELED.value, next_send_at=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    changed = update_rows(
+        session,
+        EMAILS,
+        EMAILS.c.id == email.id,
+        EMAILS.c.status == EmailStatus.PENDING_SEND.value,
+        EMAILS.c.maybe_sent.is_(False),
+        status=EmailStatus.CANCELED.value,
+        next_send_at=None,
+    )
     session.refresh(email)
     if not changed and email.status is EmailStatus.PENDING_SEND and email.maybe_sent:
         raise Conflict(
@@ -329,9 +327,4 @@ def cancel_send(session: Session, principal: access.Principal, email: Email) -> 
 
 
 def set_activity(session: Session, email_id: uuid.UUID, **values: Any) -> None:
-    session.execute(
-        update(ACTIVITIES)
-        .where(ACTIVITIES.c.id == email_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    update_rows(session, ACTIVITIES, ACTIVITIES.c.id == email_id, **values)

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmsync.crm.alerts import raise_alert
-from crmsync.crm.db import utcnow
+from crmsync.crm.db import update_rows, utcnow
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import EmailKey, TokenCounter
@@ -45,13 +45,22 @@ COUNTERS = table_of(TokenCounter)
 def _transition(session: Session, email_id: uuid.UUID, claim: str | None, **values: Any) -> bool:
     """Move a ``sending`` email held by ``claim`` on; False when it is not (any more)."""
     held = EMAILS.c.send_claim.is_(None) if claim is None else EMAILS.c.send_claim == claim
-    changed = session.execute(
-        update(EMAILS)
-        .where(EMAILS.c.id == email_id, EMAILS.c.status == EmailStatus.SENDING.value, held)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    return bool(changed)
+    sending = EMAILS.c.status == EmailStatus.SENDING.value
+    return bool(update_rows(session, EMAILS, EMAILS.c.id == email_id, sending, held, **values))
+
+
+def _maybe_sent_retry(session: Session, email_id: uuid.UUID, **values: Any) -> bool:
+    """Update the pending_send email ``email_id`` marked ``maybe_sent``; False when it is not."""
+    return bool(
+        update_rows(
+            session,
+            EMAILS,
+            EMAILS.c.id == email_id,
+            EMAILS.c.status == EmailStatus.PENDING_SEND.value,
+            EMAILS.c.maybe_sent.is_(True),
+            **values,
+        )
+    )
 
 
 def claim(
@@ -62,22 +71,18 @@ def claim(
     False when someone was first: a person cancelled it, or another worker claimed it.
     """
     due = EMAILS.c.next_send_at.is_(None) | (EMAILS.c.next_send_at <= now)
-    changed = session.execute(
-        update(EMAILS)
-        .where(
-            EMAILS.c.id == email_id,
-            EMAILS.c.send_mailbox_id == mailbox_id,
-            EMAILS.c.status == EmailStatus.PENDING_SEND.value,
-            due,
-        )
-        .values(
-            status=EmailStatus.SENDING.value,
-            send_claim=worker,
-            send_claimed_at=now,
-            delivery_attempts=EMAILS.c.delivery_attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    changed = update_rows(
+        session,
+        EMAILS,
+        EMAILS.c.id == email_id,
+        EMAILS.c.send_mailbox_id == mailbox_id,
+        EMAILS.c.status == EmailStatus.PENDING_SEND.value,
+        due,
+        status=EmailStatus.SENDING.value,
+        send_claim=worker,
+        send_claimed_at=now,
+        delivery_attempts=EMAILS.c.delivery_attempts + 1,
+    )
     return bool(changed)
 
 
@@ -170,21 +175,17 @@ def late_sent(session: Session, email_id: uuid.UUID, facts: SentFacts) -> bool:
     """failed (DELIVERY_UNCERTAIN) → sent: a worker held up past its claim got the
     server's acceptance after another worker had judged the email uncertain."""
     done = bool(
-        session.execute(
-            update(EMAILS)
-            .where(
-                EMAILS.c.id == email_id,
-                EMAILS.c.status == EmailStatus.FAILED.value,
-                EMAILS.c.send_error_code == UNCERTAIN,
-            )
-            .values(
-                status=EmailStatus.SENT.value,
-                copy_pending=facts.copy_pending,
-                send_error_code=None,
-                send_error=None,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+        update_rows(
+            session,
+            EMAILS,
+            EMAILS.c.id == email_id,
+            EMAILS.c.status == EmailStatus.FAILED.value,
+            EMAILS.c.send_error_code == UNCERTAIN,
+            status=EmailStatus.SENT.value,
+            copy_pending=facts.copy_pending,
+            send_error_code=None,
+            send_error=None,
+        )
     )
     if done:
         _completed(session, email_id, facts.at)
@@ -247,34 +248,26 @@ def release_for_resend(session: Session, email_id: uuid.UUID, claim: str | None)
 def clear_maybe_sent(session: Session, email_ids: list[uuid.UUID]) -> None:
     """No copy was found in Sent: these may be sent again."""
     if email_ids:
-        session.execute(
-            update(EMAILS)
-            .where(EMAILS.c.id.in_(email_ids), EMAILS.c.status == EmailStatus.PENDING_SEND.value)
-            .values(maybe_sent=False)
-            .execution_options(synchronize_session=False)
+        update_rows(
+            session,
+            EMAILS,
+            EMAILS.c.id.in_(email_ids),
+            EMAILS.c.status == EmailStatus.PENDING_SEND.value,
+            maybe_sent=False,
         )
 
 
 def sent_after_all(session: Session, email_id: uuid.UUID, now: datetime) -> bool:
     """pending_send with ``maybe_sent`` → sent: the copy in Sent shows it was accepted."""
-    done = bool(
-        session.execute(
-            update(EMAILS)
-            .where(
-                EMAILS.c.id == email_id,
-                EMAILS.c.status == EmailStatus.PENDING_SEND.value,
-                EMAILS.c.maybe_sent.is_(True),
-            )
-            .values(
-                status=EmailStatus.SENT.value,
-                maybe_sent=False,
-                next_send_at=None,
-                copy_pending=False,
-                send_error_code=None,
-                send_error=None,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+    done = _maybe_sent_retry(
+        session,
+        email_id,
+        status=EmailStatus.SENT.value,
+        maybe_sent=False,
+        next_send_at=None,
+        copy_pending=False,
+        send_error_code=None,
+        send_error=None,
     )
     if done:
         set_activity(
@@ -300,28 +293,12 @@ def postpone_lookup(
     """
     if orphan:
         return _transition(session, email_id, claim, send_claim=LOOKUP_PENDING, send_claimed_at=now)
-    return bool(
-        session.execute(
-            update(EMAILS)
-            .where(
-                EMAILS.c.id == email_id,
-                EMAILS.c.status == EmailStatus.PENDING_SEND.value,
-                EMAILS.c.maybe_sent.is_(True),
-            )
-            .values(next_send_at=retry_at)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-    )
+    return _maybe_sent_retry(session, email_id, next_send_at=retry_at)
 
 
 def copies_saved(session: Session, email_ids: list[uuid.UUID]) -> None:
     if email_ids:
-        session.execute(
-            update(EMAILS)
-            .where(EMAILS.c.id.in_(email_ids))
-            .values(copy_pending=False)
-            .execution_options(synchronize_session=False)
-        )
+        update_rows(session, EMAILS, EMAILS.c.id.in_(email_ids), copy_pending=False)
 
 
 def alert_uncertain(session: Session, mailbox: Mailbox, subject: str, now: datetime) -> None:

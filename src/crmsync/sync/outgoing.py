@@ -363,19 +363,12 @@ class _Pass:
         return True
 
     def _alert_refused(self, session: Session, refused: str) -> None:
-        mailbox = session.get(Mailbox, self.sender.mailbox_id)
-        assert mailbox is not None
-        raise_alert(
+        self._alert(
             session,
-            organisation_id=mailbox.organisation_id,
-            severity=AlertSeverity.WARNING,
-            code="RECIPIENT_REJECTED",
-            title="An email was sent, but not to every recipient",
-            detail=f"The server refused: {refused}"[:2000],
-            remediation="Check those recipients' addresses; the others received the email.",
-            mailbox=mailbox,
-            channel=Channel.OUTGOING,
-            now=utcnow(),
+            "RECIPIENT_REJECTED",
+            "An email was sent, but not to every recipient",
+            f"The server refused: {refused}",
+            "Check those recipients' addresses; the others received the email.",
         )
 
     # -- copies -------------------------------------------------------------------------
@@ -417,20 +410,26 @@ class _Pass:
 
     def _alert_once(self, code: str, title: str, detail: str, remediation: str) -> None:
         with self.store.transaction() as session:
-            mailbox = session.get(Mailbox, self.sender.mailbox_id)
-            assert mailbox is not None
-            raise_alert(
-                session,
-                organisation_id=mailbox.organisation_id,
-                severity=AlertSeverity.WARNING,
-                code=code,
-                title=title,
-                detail=detail[:2000],
-                remediation=remediation,
-                mailbox=mailbox,
-                channel=Channel.OUTGOING,
-                now=utcnow(),
-            )
+            self._alert(session, code, title, detail, remediation)
+
+    def _alert(
+        self, session: Session, code: str, title: str, detail: str, remediation: str
+    ) -> None:
+        """A warning to the owner of the sending mailbox (deduplicated by raise_alert)."""
+        mailbox = session.get(Mailbox, self.sender.mailbox_id)
+        assert mailbox is not None
+        raise_alert(
+            session,
+            organisation_id=mailbox.organisation_id,
+            severity=AlertSeverity.WARNING,
+            code=code,
+            title=title,
+            detail=detail[:2000],
+            remediation=remediation,
+            mailbox=mailbox,
+            channel=Channel.OUTGOING,
+            now=utcnow(),
+        )
 
 
 def _record_run(

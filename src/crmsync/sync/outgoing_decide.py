@@ -32,6 +32,10 @@ from crmsync.connectors.base import SendResult
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 
 AMBIGUOUS = frozenset({ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST})
+UNCERTAIN_DETAIL = (
+    "crmsync stopped while handing this email to the mail server and found no copy in the "
+    "Sent folder; so that it is never sent twice, it was not sent again"
+)
 
 
 class Verdict(enum.StrEnum):
@@ -105,9 +109,4 @@ def after_lookup(found: Lookup, *, orphan: bool, resend_when_uncertain: bool = F
         return Decision(Verdict.KEEP)
     if not orphan or resend_when_uncertain:
         return Decision(Verdict.SEND)
-    return Decision(
-        Verdict.FAILED,
-        ErrorCode.DELIVERY_UNCERTAIN.value,
-        "crmsync stopped while handing this email to the mail server and found no copy in "
-        "the Sent folder; so that it is never sent twice, it was not sent again",
-    )
+    return Decision(Verdict.FAILED, ErrorCode.DELIVERY_UNCERTAIN.value, UNCERTAIN_DETAIL)

@@ -35,13 +35,8 @@ from crmsync.crm.store import Store
 from crmsync.crm.types import EmailStatus
 from crmsync.sync.errors import RetryPolicy, SyncError
 from crmsync.sync.leases import owner_is_dead as dead_local_owner
-from crmsync.sync.outgoing_decide import Lookup, Verdict, after_lookup
+from crmsync.sync.outgoing_decide import UNCERTAIN_DETAIL, Lookup, Verdict, after_lookup
 from crmsync.sync.outgoing_sent import OpenImap, look_up
-
-UNCERTAIN_DETAIL = (
-    "crmsync stopped while handing this email to the mail server and found no copy in the "
-    "Sent folder; so that it is never sent twice, it was not sent again"
-)
 
 
 @dataclass(frozen=True)
@@ -162,7 +157,7 @@ class Verifier:
                 session,
                 item.email_id,
                 item.claim,
-                code="DELIVERY_UNCERTAIN",
+                code=transitions.UNCERTAIN,
                 detail=UNCERTAIN_DETAIL,
             ):
                 settled.uncertain += 1

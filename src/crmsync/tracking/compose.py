@@ -182,6 +182,11 @@ def _one_line(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
+def _bare(address: str) -> str:
+    """``' <ann@x.example>'`` → ``'ann@x.example'``: the address as the envelope takes it."""
+    return address.strip().strip("<>")
+
+
 def is_message_id(value: str) -> bool:
     """``'<a1@example.test>'`` → True; no brackets, spaces or a second ``@`` → False."""
     return bool(_MSGID.fullmatch(value))
@@ -226,7 +231,7 @@ def _thread_index(draft: Draft) -> str:
 
 
 def _header_address(entry: Address, where: str) -> HeaderAddress:
-    local, at, domain = entry.address.strip().strip("<>").rpartition("@")
+    local, at, domain = _bare(entry.address).rpartition("@")
     if not at or not local or not domain or normalise_address(entry.address) is None:
         raise ComposeError(f"{where} is not an email address")
     try:
@@ -245,7 +250,7 @@ def _envelope(groups: Iterable[tuple[str, tuple[Address, ...]]]) -> tuple[str, .
                 raise ComposeError(f"{where}.{position} is not an email address")
             if key not in seen:
                 seen.add(key)
-                recipients.append(entry.address.strip().strip("<>"))
+                recipients.append(_bare(entry.address))
     return tuple(recipients)
 
 
@@ -275,7 +280,7 @@ def compose(draft: Draft) -> Composed:
     recipients = _envelope((("to", draft.to), ("cc", draft.cc), ("bcc", draft.bcc)))
     if not recipients:
         raise ComposeError("a message needs a To, Cc or Bcc recipient")
-    envelope_from = draft.sender.address.strip().strip("<>")
+    envelope_from = _bare(draft.sender.address)
     every_address = [envelope_from, *recipients]
     smtputf8 = not all(address.isascii() for address in every_address)
     policy = _SMTP_UTF8 if smtputf8 else _SMTP_7BIT

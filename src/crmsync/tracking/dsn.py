@@ -44,6 +44,7 @@ RETURNED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 RETURNED_HEADER_TYPES = frozenset(
     {"text/rfc822-headers", "message/rfc822-headers", "message/global-headers"}
 )
+_RETURNED_TYPES = RETURNED_MESSAGE_TYPES | RETURNED_HEADER_TYPES
 MAX_RECIPIENTS = 100
 MAX_TEXT = 2000
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -246,15 +247,13 @@ def report_from_parsed(parsed: ParsedMessage) -> DeliveryReport | None:
     returned_ids: list[str] = []
     subject = ""
     for attachment in parsed.attachments:
-        text = attachment.data.decode("utf-8", "replace")
+        # Only these two kinds are read: other attachments (PDFs, ...) are not decoded.
         if attachment.content_type in STATUS_TYPES:
-            blocks = _blocks_from_text(text)
+            blocks = _blocks_from_text(attachment.data.decode("utf-8", "replace"))
             recipients.extend(_recipients(blocks))
             reporting_mta = reporting_mta or _reporting_mta(blocks)
-        elif (
-            attachment.content_type in RETURNED_MESSAGE_TYPES | RETURNED_HEADER_TYPES
-            and not returned_ids
-        ):
+        elif attachment.content_type in _RETURNED_TYPES and not returned_ids:
+            text = attachment.data.decode("utf-8", "replace")
             header_text = _BLANK_LINE.split(text, maxsplit=1)[0]
             returned_ids, subject = _ids_of(HeaderParser(policy=compat32).parsestr(header_text))
     own = [parsed.in_reply_to] if parsed.in_reply_to else []
