@@ -310,6 +310,11 @@ def test_profile_wide_credentials_log_in_as_each_mailbox(
     client.patch(
         f"{API}/mailboxes/{mailbox['id']}", json={"outgoing_method": "none"}, headers=admin
     )
+    # The master login opens any mailbox: it acts only for one an administrator approved.
+    refused = _test_enable(client, admin, mailbox["id"])
+    assert refused["ok"] is False
+    assert {step["code"] for step in refused["steps"]} == {"APPROVAL_REQUIRED"}
+    client.post(f"{API}/mailboxes/{mailbox['id']}/approve", headers=admin)
     run = _test_enable(client, admin, mailbox["id"])
     assert run["ok"] is True, run["steps"]
     profiles = client.get(f"{API}/email-server-profiles", headers=admin).text
@@ -345,9 +350,15 @@ def test_mailbox_rules_and_rights(
     assert refused.status_code == 403
     approved = client.post(f"{API}/mailboxes/{own['id']}/approve", headers=admin)
     assert approved.json()["approval"] == "approved"
-    # A new address needs approving again.
-    moved = client.patch(
+    # Only an administrator changes the address, and a new address needs approving again.
+    claimed = client.patch(
         f"{API}/mailboxes/{own['id']}", json={"email_address": "ann.new@example.test"}, headers=ann
+    )
+    assert claimed.status_code == 403
+    moved = client.patch(
+        f"{API}/mailboxes/{own['id']}",
+        json={"email_address": "ann.new@example.test"},
+        headers=admin,
     )
     assert moved.json()["approval"] == "pending"
     deleting = client.patch(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from crmsync.cli import app
 from crmsync.crm.auth import authenticate_token
+from crmsync.crm.models import User
 from crmsync.crm.store import Store
 
 
@@ -62,3 +64,30 @@ def test_commands_refuse_an_uninitialised_database(env: dict[str, str]) -> None:
 
 def test_wrong_usage_exits_2(env: dict[str, str]) -> None:
     assert CliRunner().invoke(app, ["user", "add"], env=env).exit_code == 2
+
+
+def test_the_operator_can_always_add_an_administrator(env: dict[str, str], tmp_path: Path) -> None:
+    """The recovery path: with every administrator gone, the host's operator adds one."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", "--organisation", "Acme"], env=env).exit_code == 0
+    with_password = {**env, "CRMSYNC_USER_PASSWORD": "bob-password"}
+    bob = runner.invoke(app, ["user", "add", "bob", "--role", "Salesperson"], env=with_password)
+    assert bob.exit_code == 0, bob.output
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'crmsync.sqlite3'}", tmp_path / "blobs")
+    with store.transaction() as session:
+        session.execute(update(User).where(User.username == "admin").values(is_active=False))
+    store.dispose()
+
+    as_bob = runner.invoke(
+        app, ["user", "add", "eve", "--role", "System Administrator", "--as", "bob"], env=env
+    )
+    assert as_bob.exit_code == 1
+    assert "privilege" in as_bob.output
+    rescue = runner.invoke(
+        app,
+        ["user", "add", "rescue", "--role", "System Administrator"],
+        env={**env, "CRMSYNC_USER_PASSWORD": "rescue-password"},
+    )
+    assert rescue.exit_code == 0, rescue.output
+    token = runner.invoke(app, ["token", "create", "rescue"], env=env)
+    assert token.exit_code == 0, token.output

@@ -11,12 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from crmsync.cli.common import (
-    AS_USER_HELP,
+    ORGANISATION_HELP,
     acting_principal,
     app,
     err,
     fail,
+    find_user,
     open_store,
+    operator_principal,
     out,
     read_secret,
     settings,
@@ -24,7 +26,7 @@ from crmsync.cli.common import (
 from crmsync.crm.auth import issue_token
 from crmsync.crm.directory import create_user
 from crmsync.crm.errors import CrmError
-from crmsync.crm.models.org import SecurityRole, User
+from crmsync.crm.models.org import SecurityRole
 from crmsync.crm.setup import initialise, root_business_unit
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -122,11 +124,22 @@ def user_add(
     password: Annotated[
         str | None, typer.Option(help="Password (or CRMSYNC_USER_PASSWORD; prompted on a tty).")
     ] = None,
-    as_user: Annotated[str | None, typer.Option("--as", help=AS_USER_HELP)] = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Act as this user, with their rights (default: as the host's operator, who "
+            "may add anyone, administrators included: the recovery path).",
+        ),
+    ] = None,
+    organisation: Annotated[str | None, typer.Option(help=ORGANISATION_HELP)] = None,
 ) -> None:
     """Add a user to the organisation's root business unit."""
     store = open_store(settings())
-    principal = acting_principal(store, as_user)
+    if as_user:
+        principal = acting_principal(store, as_user, organisation)
+    else:
+        principal = operator_principal(store, organisation)
     secret = read_secret(password, "CRMSYNC_USER_PASSWORD", "Password") or None
     try:
         with store.transaction() as session:
@@ -163,14 +176,13 @@ def user_add(
 def token_create(
     username: Annotated[str, typer.Argument(help="Whose token.")],
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    organisation: Annotated[str | None, typer.Option(help=ORGANISATION_HELP)] = None,
 ) -> None:
     """Issue an API token; it is printed once, to stdout, alone on its line."""
     store = open_store(settings())
     try:
         with store.transaction() as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None or not user.is_active:
-                fail(f"no active user {username!r}")
+            user = find_user(session, username, organisation)
             _, clear = issue_token(session, user, name)
     finally:
         store.dispose()

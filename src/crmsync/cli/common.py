@@ -14,11 +14,16 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crmsync.config import Settings, load_settings
+from crmsync.crm import access
 from crmsync.crm.access import Principal, load_principal
-from crmsync.crm.models.org import User
+from crmsync.crm.auth import find_login_organisation
+from crmsync.crm.errors import CrmError
+from crmsync.crm.models.org import Organisation, SecurityRole, User
 from crmsync.crm.secrets import SecretBox, SecretKeyError
+from crmsync.crm.setup import root_business_unit
 from crmsync.crm.store import Store
 
 app = typer.Typer(
@@ -68,16 +73,62 @@ def read_secret(option: str | None, env_name: str, prompt: str) -> str:
     return ""
 
 
-def acting_principal(store: Store, username: str | None) -> Principal:
-    """On whose authority a CLI change is made: ``--as USER``, else the first active admin."""
+def _organisation(session: Session, name: str | None) -> Organisation:
+    try:
+        organisation = find_login_organisation(session, name)
+    except CrmError:
+        fail("this instance has several organisations: name one with --organisation")
+    if organisation is None:
+        fail(f"no organisation named {name!r}" if name else "no organisation; run crmsync init")
+    return organisation
+
+
+def find_user(session: Session, username: str, organisation: str | None = None) -> User:
+    """The active user ``username`` of the named (or the only) organisation."""
+    org = _organisation(session, organisation)
+    user = session.scalar(
+        select(User).where(User.organisation_id == org.id, User.username == username)
+    )
+    if user is None or not user.is_active:
+        fail(f"no active user {username!r}")
+    return user
+
+
+def acting_principal(
+    store: Store, username: str | None, organisation: str | None = None
+) -> Principal:
+    """On whose authority a CLI change is made: ``--as USER``, else the first active
+    System Administrator of the organisation."""
     with store.transaction() as session:
-        query = select(User).where(User.is_active.is_(True)).order_by(User.created_at)
         if username:
-            query = query.where(User.username == username)
-        user = session.scalars(query).first()
+            return load_principal(find_user(session, username, organisation))
+        org = _organisation(session, organisation)
+        admins = (
+            select(User)
+            .join(User.roles)
+            .where(
+                User.organisation_id == org.id,
+                User.is_active.is_(True),
+                SecurityRole.is_system.is_(True),
+            )
+            .order_by(User.created_at)
+        )
+        user = session.scalars(admins).first()
         if user is None:
-            fail(f"no active user {username!r}" if username else "no active user")
+            fail("the organisation has no active administrator; add one with `crmsync user add`")
         return load_principal(user)
 
 
+def operator_principal(store: Store, organisation: str | None = None) -> Principal:
+    """The host's operator: every privilege in the organisation, whoever holds what.
+
+    Whoever runs the CLI on the host can read the database and the secret key anyway; this
+    is the recovery path when no administrator is left who could act in the application.
+    """
+    with store.transaction() as session:
+        org = _organisation(session, organisation)
+        return access.operator_principal(org.id, root_business_unit(session, org.id).id)
+
+
 AS_USER_HELP = "Act as this user (default: the first administrator)."
+ORGANISATION_HELP = "The organisation (needed only when the instance has several)."

@@ -14,12 +14,21 @@ Every read in the API goes through ``visible()`` (a SQL filter, so lists, counts
 timeline never leak a row) or ``require()`` (one record). A record the caller may not read
 is reported as not found, never as forbidden, so its existence does not leak either.
 
+Directory entries — users, teams, business units, roles, queues — follow the same depths
+(``covers_entry``): user depth reaches yourself (a user), your teams, your queues; business
+-unit depth the entries of your business unit; organisation depth all. Roles belong to the
+whole organisation, so only organisation depth reaches them. Beyond depth, nobody grants
+what they do not hold (``require_grantable``: a role, a team's roles, a role's privileges)
+and nobody changes a user or team that holds more than they do (``require_dominates``), as
+in Dynamics ("you cannot assign a role with more privileges than yours").
+
 Must never be bypassed by a route, and must never do I/O beyond the database session.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from crmsync.crm.errors import Forbidden, NotFound
 from crmsync.crm.models.activities import Activity
-from crmsync.crm.models.org import User
+from crmsync.crm.models.org import BusinessUnit, Queue, SecurityRole, Team, User
 from crmsync.crm.models.sharing import RecordShare
 from crmsync.crm.types import ACTIVITY_TYPES, Depth, Privilege, RecordType
 
@@ -73,21 +82,62 @@ class Principal:
         return self.depth(record_type, privilege) is Depth.ORGANISATION
 
 
-def load_principal(user: User) -> Principal:
+EVERYTHING: Grants = {
+    (record_type, privilege): Depth.ORGANISATION
+    for record_type in RecordType
+    for privilege in Privilege
+}
+
+
+# Stands for the host's operator, who is no user of the organisation.
+OPERATOR_ID = uuid.UUID(int=0)
+
+
+def operator_principal(organisation_id: uuid.UUID, business_unit_id: uuid.UUID) -> Principal:
+    """Every privilege at organisation depth in one organisation, held by no user.
+
+    Only the command line, run on the host by its operator, acts so — to recover an
+    organisation whose administrators are gone. Records it creates need an owner named
+    explicitly: it owns nothing.
+    """
+    return Principal(
+        user_id=OPERATOR_ID,
+        organisation_id=organisation_id,
+        business_unit_id=business_unit_id,
+        grants=dict(EVERYTHING),
+    )
+
+
+def grants_of(roles: Iterable[SecurityRole]) -> Grants:
+    """The union of what ``roles`` grant, each (type, privilege) at its deepest depth."""
     grants: Grants = {}
-    roles = list(user.roles) + [role for team in user.teams for role in team.roles]
     for role in roles:
+        if role.is_system:
+            return dict(EVERYTHING)
         for grant in role.privileges:
             key = (grant.record_type, grant.privilege)
             current = grants.get(key)
             if current is None or grant.depth.rank > current.rank:
                 grants[key] = grant.depth
+    return grants
+
+
+def roles_held(user: User) -> list[SecurityRole]:
+    """The user's roles, their own and their teams'."""
+    return list(user.roles) + [role for team in user.teams for role in team.roles]
+
+
+def grants_held(user: User) -> Grants:
+    return grants_of(roles_held(user))
+
+
+def load_principal(user: User) -> Principal:
     return Principal(
         user_id=user.id,
         organisation_id=user.organisation_id,
         business_unit_id=user.business_unit_id,
         team_ids=frozenset(team.id for team in user.teams),
-        grants=grants,
+        grants=grants_held(user),
     )
 
 
@@ -205,3 +255,120 @@ def require_type_privilege(
             privilege=privilege.value,
         )
     return depth
+
+
+# -- the directory: users, teams, business units, roles, queues --------------------------
+
+DirectoryEntry = User | Team | BusinessUnit | SecurityRole | Queue
+
+_DIRECTORY_TYPES: dict[type[Any], RecordType] = {
+    User: RecordType.USER,
+    Team: RecordType.TEAM,
+    BusinessUnit: RecordType.BUSINESS_UNIT,
+    SecurityRole: RecordType.ROLE,
+    Queue: RecordType.QUEUE,
+}
+
+
+def directory_type(entry: DirectoryEntry) -> RecordType:
+    return _DIRECTORY_TYPES[type(entry)]
+
+
+def _unit_of(entry: DirectoryEntry) -> uuid.UUID | None:
+    if isinstance(entry, BusinessUnit):
+        return entry.id
+    if isinstance(entry, SecurityRole):
+        return None
+    return entry.business_unit_id
+
+
+def _is_own(principal: Principal, entry: DirectoryEntry) -> bool:
+    if isinstance(entry, User):
+        return entry.id == principal.user_id
+    if isinstance(entry, Team):
+        return entry.id in principal.team_ids
+    if isinstance(entry, Queue):
+        return entry.owner_id == principal.user_id
+    return False
+
+
+def covers_entry(principal: Principal, privilege: Privilege, entry: DirectoryEntry) -> bool:
+    """Whether the principal's depth for ``privilege`` on the entry's type reaches it."""
+    if entry.organisation_id != principal.organisation_id:
+        return False
+    depth = principal.depth(directory_type(entry), privilege)
+    if depth is None:
+        return False
+    if depth is Depth.ORGANISATION:
+        return True
+    if isinstance(entry, SecurityRole):
+        return False  # a role is the whole organisation's
+    if depth is Depth.BUSINESS_UNIT:
+        return _unit_of(entry) == principal.business_unit_id
+    return _is_own(principal, entry)
+
+
+def require_entry(principal: Principal, privilege: Privilege, entry: DirectoryEntry) -> None:
+    """Raise Forbidden unless the principal may act on the directory entry.
+
+    Directory entries are readable by everyone in the organisation, so refusing does not
+    leak their existence: Forbidden, not NotFound.
+    """
+    if not covers_entry(principal, privilege, entry):
+        kind = directory_type(entry).value.replace("_", " ")
+        raise Forbidden(
+            f"You may not {privilege.value.replace('_', ' ')} this {kind}",
+            privilege=privilege.value,
+        )
+
+
+def require_in_unit(
+    principal: Principal, record_type: RecordType, privilege: Privilege, unit_id: uuid.UUID
+) -> None:
+    """Raise unless the principal may create (or move) a ``record_type`` into the unit."""
+    depth = require_type_privilege(principal, record_type, privilege)
+    if depth is Depth.ORGANISATION:
+        return
+    if depth is Depth.BUSINESS_UNIT and unit_id == principal.business_unit_id:
+        return
+    raise Forbidden(
+        f"Your {privilege.value} privilege on {record_type.value} does not reach that "
+        "business unit",
+        privilege=privilege.value,
+    )
+
+
+def missing_grants(principal: Principal, grants: Grants) -> list[str]:
+    """What of ``grants`` the principal does not hold, e.g. ``['user:write@organisation']``."""
+    missing = []
+    for (record_type, privilege), depth in sorted(grants.items()):
+        held = principal.depth(record_type, privilege)
+        if held is None or held.rank < depth.rank:
+            missing.append(f"{record_type.value}:{privilege.value}@{depth.value}")
+    return missing
+
+
+def require_grantable(principal: Principal, grants: Grants) -> None:
+    """Raise unless the principal holds every privilege in ``grants`` at least as deep.
+
+    Nobody hands out — to a user, a team or a role — a privilege they do not hold
+    themselves, so no chain of grants ever rises above the one who started it.
+    """
+    missing = missing_grants(principal, grants)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise Forbidden(f"You cannot grant privileges you do not hold: {shown}", privilege="assign")
+
+
+def require_dominates(principal: Principal, grants: Grants, whom: str) -> None:
+    """Raise unless the principal holds at least what ``whom`` holds.
+
+    Changing a user or team that holds more than you (their roles, their password, their
+    business unit) is how a lesser administrator would take over a greater one.
+    """
+    if missing_grants(principal, grants):
+        raise Forbidden(
+            f"{whom} holds privileges you do not hold; only an administrator with at "
+            "least as much may change it",
+            privilege="write",
+        )

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.crm.db import utcnow
-from crmsync.crm.errors import AuthenticationFailed
-from crmsync.crm.models.org import ApiToken, User
+from crmsync.crm.errors import AuthenticationFailed, RuleViolation
+from crmsync.crm.models.org import ApiToken, Organisation, User
 from crmsync.crm.types import TokenKind
 
 TOKEN_PREFIX = "crms_"  # noqa: S105 - a public marker, not a secret
@@ -83,11 +83,43 @@ def authenticate_token(session: Session, token: str, now: datetime | None = None
     return user
 
 
-def authenticate_password(session: Session, username: str, password: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
-    # Hash even for unknown users so timing does not reveal which usernames exist.
-    stored = user.password_hash if user is not None else _dummy_hash()
-    if not verify_password(stored, password) or user is None or not user.is_active:
+def find_login_organisation(session: Session, organisation: str | None) -> Organisation | None:
+    """The organisation a login names, or the instance's only one when it names none.
+
+    Raises a rule violation when several organisations exist and none is named: usernames
+    are unique per organisation only. None when the name matches no organisation (the
+    caller then fails the login as for a wrong password).
+    """
+    if organisation:
+        return session.scalar(select(Organisation).where(Organisation.name == organisation))
+    found = session.scalars(select(Organisation).limit(2)).all()
+    if len(found) > 1:
+        raise RuleViolation(
+            "ORGANISATION_REQUIRED",
+            "This instance serves several organisations: name yours",
+            field="organisation",
+        )
+    return found[0] if found else None
+
+
+def authenticate_password(
+    session: Session, username: str, password: str, organisation: str | None = None
+) -> User:
+    """The active user with this username and password, or AuthenticationFailed.
+
+    Every failure costs one argon2 verification — unknown organisation, unknown user, a
+    user without a password, an inactive user, a wrong password — so the time taken does
+    not tell which usernames exist.
+    """
+    org = find_login_organisation(session, organisation)
+    user = None
+    if org is not None:
+        user = session.scalar(
+            select(User).where(User.organisation_id == org.id, User.username == username)
+        )
+    stored = user.password_hash if user is not None else None
+    matches = verify_password(stored or _dummy_hash(), password) and stored is not None
+    if not matches or user is None or not user.is_active:
         raise AuthenticationFailed("Wrong username or password")
     return user
 

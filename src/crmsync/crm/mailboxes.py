@@ -6,7 +6,12 @@ Rules enforced here, each refused with a rule code naming the field:
   * "delete messages after processing" only for queue and forward mailboxes;
   * changing the email address sends the mailbox back to approval and disables its
     channels (the new address must be approved and tested);
-  * only administrators (organisation-wide write on mailboxes) approve or reject.
+  * only administrators (organisation-wide write on mailboxes) approve or reject, and
+    only they change a mailbox's email address: with a profile's own credentials
+    (impersonation) the address is whose mail crmsync reads;
+  * choosing a profile needs the right to read it and to use it (append-to on the
+    profile); when anyone but an administrator chooses one, the mailbox goes back to
+    approval, so a profile's credentials are never used for a mailbox nobody approved.
 
 Owners may read and change their own mailbox's methods and credentials; credentials are
 write-only (never returned) and stored encrypted.
@@ -117,11 +122,20 @@ def list_mailboxes(
     return paginate(session, query, Mailbox.created_at, Mailbox.id, cursor=cursor, limit=limit)
 
 
-def _profile_in_org(session: Session, principal: Principal, profile_id: Any) -> EmailServerProfile:
+def _usable_profile(session: Session, principal: Principal, profile_id: Any) -> EmailServerProfile:
+    """The profile, if the principal may read it and use it for a mailbox."""
     profile = session.get(EmailServerProfile, profile_id)
-    if profile is None or profile.organisation_id != principal.organisation_id:
+    if profile is None or not access.can(session, principal, profile, Privilege.READ):
         raise InvalidReference("profile_id names no email server profile", field="profile_id")
+    if not access.can(session, principal, profile, Privilege.APPEND_TO):
+        raise Forbidden(
+            "You may not use this email server profile for a mailbox", privilege="append_to"
+        )
     return profile
+
+
+def is_mailbox_administrator(principal: Principal) -> bool:
+    return principal.is_admin_of(RecordType.MAILBOX, Privilege.WRITE)
 
 
 def check_rules(mailbox: Mailbox) -> None:
@@ -160,17 +174,26 @@ def update_mailbox(
     box: SecretBox,
 ) -> Mailbox:
     access.require(session, principal, mailbox, Privilege.WRITE)
+    administrator = is_mailbox_administrator(principal)
     values = dict(values)
     if "profile_id" in values:
         profile_id = values.pop("profile_id")
-        mailbox.profile = _profile_in_org(session, principal, profile_id) if profile_id else None
-        disable_all_channels(mailbox)
+        if profile_id != mailbox.profile_id:
+            chosen = _usable_profile(session, principal, profile_id) if profile_id else None
+            mailbox.profile = chosen
+            disable_all_channels(mailbox)
+            if not administrator:
+                mailbox.approval = Approval.PENDING
     for name, column in CREDENTIAL_FIELDS.items():
         if name in values:
             setattr(mailbox, column, box.encrypt_optional(values.pop(name)))
             disable_all_channels(mailbox)
     new_address = values.get("email_address")
     if "email_address" in values and new_address != mailbox.email_address:
+        if not administrator:
+            raise Forbidden(
+                "Only an administrator changes a mailbox's email address", privilege="write"
+            )
         mailbox.approval = Approval.PENDING
         disable_all_channels(mailbox)
     for name, value in values.items():
@@ -187,7 +210,7 @@ def set_approval(
     session: Session, principal: Principal, mailbox: Mailbox, approval: Approval
 ) -> Mailbox:
     access.require(session, principal, mailbox, Privilege.READ)
-    if not principal.is_admin_of(RecordType.MAILBOX, Privilege.WRITE):
+    if not is_mailbox_administrator(principal):
         raise Forbidden("Only administrators approve or reject mailboxes", privilege="write")
     mailbox.approval = approval
     if approval is not Approval.APPROVED:

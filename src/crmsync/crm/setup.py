@@ -66,6 +66,7 @@ def default_roles(organisation: Organisation) -> list[SecurityRole]:
             organisation_id=organisation.id,
             name=SYSTEM_ADMINISTRATOR,
             description="Every privilege on every record type in the organisation.",
+            is_system=True,
             privileges=_grants(everything, all_privileges, Depth.ORGANISATION),
         ),
         SecurityRole(
@@ -102,8 +103,10 @@ def initialise(
 ) -> SetupResult:
     existing = session.scalar(select(Organisation).where(Organisation.name == organisation_name))
     if existing is not None:
-        admin = session.scalar(select(User).where(User.username == admin_username))
-        if admin is None or admin.organisation_id != existing.id:
+        admin = session.scalar(
+            select(User).where(User.organisation_id == existing.id, User.username == admin_username)
+        )
+        if admin is None:
             raise ValueError(
                 f"Organisation {organisation_name!r} exists without user {admin_username!r}"
             )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
 from crmsync.crm.secrets import SecretBox, SecretKeyError
-from crmsync.crm.types import AuthMethod, ConnectionSecurity, CredentialScope
+from crmsync.crm.types import Approval, AuthMethod, ConnectionSecurity, CredentialScope
 from crmsync.sync.errors import ErrorCode, SyncError
 
 
@@ -43,17 +43,41 @@ def _endpoint(
     )
 
 
+def _profile_credentials(
+    mailbox: Mailbox, profile: EmailServerProfile, box: SecretBox
+) -> Credentials:
+    """Impersonation: the profile's master login, acting for the mailbox's address.
+
+    Those credentials open every mailbox on the server, so they act only for an approved
+    mailbox and only for its email address, which only an administrator sets — never for
+    the user name its owner may type.
+    """
+    if mailbox.approval is not Approval.APPROVED:
+        raise SyncError(
+            ErrorCode.APPROVAL_REQUIRED,
+            f"the mailbox is {mailbox.approval.value}; the profile's credentials act only "
+            "for approved mailboxes",
+        )
+    if not mailbox.email_address:
+        raise SyncError(ErrorCode.CREDENTIALS_MISSING, "the mailbox has no email address")
+    if not profile.username or not profile.password_ciphertext:
+        raise SyncError(ErrorCode.CREDENTIALS_MISSING, "the profile has no credentials set")
+    username = profile.impersonation_format.format(
+        mailbox=mailbox.email_address, username=profile.username
+    )
+    password = box.decrypt(profile.password_ciphertext, what="the profile password")
+    return Credentials(username=username, password=password)
+
+
 def _credentials(mailbox: Mailbox, profile: EmailServerProfile, box: SecretBox) -> Credentials:
-    login = mailbox.username or mailbox.email_address
-    if not login:
-        raise SyncError(ErrorCode.CREDENTIALS_MISSING, "the mailbox has no user name or address")
     try:
         if profile.credential_scope is CredentialScope.PROFILE:
-            if not profile.username or not profile.password_ciphertext:
-                raise SyncError(ErrorCode.CREDENTIALS_MISSING, "the profile has no credentials set")
-            username = profile.impersonation_format.format(mailbox=login, username=profile.username)
-            password = box.decrypt(profile.password_ciphertext, what="the profile password")
-            return Credentials(username=username, password=password)
+            return _profile_credentials(mailbox, profile, box)
+        login = mailbox.username or mailbox.email_address
+        if not login:
+            raise SyncError(
+                ErrorCode.CREDENTIALS_MISSING, "the mailbox has no user name or address"
+            )
         if profile.auth_method is AuthMethod.OAUTH2:
             if not mailbox.oauth_access_token_ciphertext:
                 raise SyncError(

@@ -38,6 +38,7 @@ class ErrorCode(enum.StrEnum):
     AUTH_MECHANISM_UNSUPPORTED = "AUTH_MECHANISM_UNSUPPORTED"
     OAUTH_REFRESH_FAILED = "OAUTH_REFRESH_FAILED"
     CREDENTIALS_MISSING = "CREDENTIALS_MISSING"
+    APPROVAL_REQUIRED = "APPROVAL_REQUIRED"
     FOLDER_MISSING = "FOLDER_MISSING"
     THROTTLED = "THROTTLED"
     SERVER_UNAVAILABLE = "SERVER_UNAVAILABLE"
@@ -132,6 +133,14 @@ CATALOGUE: dict[ErrorCode, CatalogueEntry] = {
         "No credentials are set",
         "Enter the mailbox's credentials, or set credentials with rights over every "
         "mailbox on its email server profile.",
+    ),
+    ErrorCode.APPROVAL_REQUIRED: CatalogueEntry(
+        False,
+        Severity.WARNING,
+        "The mailbox must be approved first",
+        "The email server profile's own credentials open any mailbox on the server, so "
+        "crmsync uses them only for approved mailboxes. An administrator checks the "
+        "mailbox's email address and approves it, then runs Test & Enable.",
     ),
     ErrorCode.FOLDER_MISSING: CatalogueEntry(
         False,

@@ -20,8 +20,13 @@ def client(store: Store, org: Org) -> Iterator[TestClient]:
         yield test_client
 
 
-def login(client: TestClient, username: str, password: str) -> dict[str, str]:
-    response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+def login(
+    client: TestClient, username: str, password: str, *, organisation: str | None = None
+) -> dict[str, str]:
+    body = {"username": username, "password": password}
+    if organisation:
+        body["organisation"] = organisation
+    response = client.post("/api/v1/auth/login", json=body)
     assert response.status_code == 200, response.text
     client.cookies.clear()
     return {"Authorization": f"Bearer {response.json()['token']}"}

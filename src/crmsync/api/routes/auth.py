@@ -13,6 +13,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
+from crmsync.api.csrf import CSRF_COOKIE, LoginIssued, csrf_token_for_session
 from crmsync.api.deps import SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep, token_from
 from crmsync.api.schemas.org import LoginRequest, TokenCreate, TokenIssued, TokenPublic
 from crmsync.crm.auth import authenticate_password, digest_token, issue_token
@@ -29,15 +30,17 @@ def _issued(row: ApiToken, clear: str) -> TokenIssued:
     )
 
 
-@router.post("/auth/login", response_model=TokenIssued)
+@router.post("/auth/login", response_model=LoginIssued)
 def login(
     body: LoginRequest,
     request: Request,
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
-) -> TokenIssued:
-    user = authenticate_password(session, body.username, body.password.get_secret_value())
+) -> LoginIssued:
+    user = authenticate_password(
+        session, body.username, body.password.get_secret_value(), body.organisation
+    )
     lifetime = timedelta(hours=settings.session_hours)
     row, clear = issue_token(session, user, "web login", kind=TokenKind.SESSION, lifetime=lifetime)
     response.set_cookie(
@@ -48,7 +51,16 @@ def login(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    return _issued(row, clear)
+    csrf_token = csrf_token_for_session(request, clear)
+    # Not HttpOnly: the web app's scripts read it to send X-CSRF-Token.
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf_token,
+        max_age=int(lifetime.total_seconds()),
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return LoginIssued(**_issued(row, clear).model_dump(), csrf_token=csrf_token)
 
 
 @router.post("/auth/logout", status_code=204)
@@ -60,6 +72,7 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
             row.revoked = True
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
     return response
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
-from crmsync.api.deps import CurrentPrincipal, CurrentUser, SessionDep
+from crmsync.api.deps import CurrentPrincipal, CurrentUser, SessionDep, token_from
 from crmsync.api.schemas import org as schemas
-from crmsync.crm import directory
+from crmsync.crm import directory, passwords
 from crmsync.crm.access import Principal
 from crmsync.crm.models.org import BusinessUnit, SecurityRole, Team, User
 from crmsync.crm.setup import root_business_unit
@@ -64,10 +64,36 @@ def update_user(
     user_id: uuid.UUID, body: schemas.UserUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> User:
     user = directory.get_in_org(session, principal, User, user_id)
-    values = body.model_dump(exclude_unset=True)
-    if body.password is not None:
-        values["password"] = body.password.get_secret_value()
-    return directory.update_user(session, principal, user, values)
+    return directory.update_user(session, principal, user, body.model_dump(exclude_unset=True))
+
+
+@router.post("/users/me/password", status_code=204, tags=["users"])
+def change_own_password(
+    body: schemas.PasswordChange, request: Request, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Change your password; your other login sessions end, this one stays."""
+    passwords.change_own_password(
+        session,
+        user,
+        current=body.current_password.get_secret_value(),
+        new=body.new_password.get_secret_value(),
+        keep_token=token_from(request),
+    )
+    return Response(status_code=204)
+
+
+@router.put("/users/{user_id}/password", status_code=204, tags=["users"])
+def reset_password(
+    user_id: uuid.UUID,
+    body: schemas.PasswordReset,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> Response:
+    """Set another user's password (an administrator over them); their sessions end."""
+    user = directory.get_in_org(session, principal, User, user_id)
+    new = body.password.get_secret_value() if body.password is not None else None
+    passwords.reset_password(session, principal, user, new=new)
+    return Response(status_code=204)
 
 
 @router.get(

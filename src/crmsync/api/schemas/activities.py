@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from crmsync.api.schemas.common import EmailAddress, OwnedPublic, partial
+from crmsync.api.schemas.common import EmailAddress, Moment, OwnedPublic, partial
 from crmsync.crm.types import (
     ActivityState,
     CorrelationMethod,
@@ -59,10 +59,10 @@ class ActivityCreate(BaseModel):
     regarding_id: uuid.UUID | None = None
     state: ActivityState = ActivityState.OPEN
     direction: Direction | None = None
-    scheduled_start: AwareDatetime | None = None
-    scheduled_end: AwareDatetime | None = None
-    actual_start: AwareDatetime | None = None
-    actual_end: AwareDatetime | None = None
+    scheduled_start: Moment | None = None
+    scheduled_end: Moment | None = None
+    actual_start: Moment | None = None
+    actual_end: Moment | None = None
     parties: list[PartyIn] = Field(default_factory=list, max_length=1000)
 
     @model_validator(mode="after")

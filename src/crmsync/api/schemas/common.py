@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
@@ -22,6 +23,33 @@ def _check_address(value: str) -> str:
 # Deliberately looser than RFC 5322 validators: a CRM must accept the addresses customers
 # really use (test domains, IDNs, odd local parts) and only refuse what cannot be one.
 EmailAddress = Annotated[str, Field(max_length=320), AfterValidator(_check_address)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        # 0001-01-01T00:00+23:59 is a valid ISO time whose UTC instant is before year 1.
+        raise ValueError("the time is out of range once converted to UTC") from exc
+
+
+# Every time a client sends: with an offset, and representable in UTC (stored as UTC).
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable(**constraints: Any) -> Any:
+    """A field of an update that may be left out but, when sent, must not be null.
+
+    Typed ``Any`` so a non-optional annotation (``enabled: bool = omittable()``) passes
+    mypy while pydantic still refuses an explicit ``null`` with a 422 naming the field;
+    routes read only the fields that were sent (``model_dump(exclude_unset=True)``). The
+    ``null`` default is kept out of the OpenAPI document, which would contradict the type.
+    """
+    return Field(default=None, json_schema_extra=_drop_default, **constraints)
 
 
 class Page(BaseModel, Generic[T]):
@@ -62,5 +90,5 @@ def partial(model: type[BaseModel], name: str) -> type[BaseModel]:
         annotation: Any = info.annotation
         if info.metadata:
             annotation = Annotated[(annotation, *info.metadata)]
-        fields[field_name] = (annotation, Field(default=None, description=info.description))
+        fields[field_name] = (annotation, omittable(description=info.description))
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)

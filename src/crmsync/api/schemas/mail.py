@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from crmsync.api.schemas.common import EmailAddress
+from crmsync.api.schemas.common import EmailAddress, Moment, omittable
 from crmsync.crm.types import (
     AlertSeverity,
     Approval,
@@ -34,36 +34,35 @@ class ProfileSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    is_default: bool | None = None
+    is_default: bool = omittable()
     incoming_host: str | None = Host
     incoming_port: int | None = Port
-    incoming_security: ConnectionSecurity | None = None
+    incoming_security: ConnectionSecurity = omittable()
     outgoing_host: str | None = Host
     outgoing_port: int | None = Port
-    outgoing_security: ConnectionSecurity | None = None
+    outgoing_security: ConnectionSecurity = omittable()
     exchange_url: str | None = Field(default=None, max_length=500)
-    allow_plaintext: bool | None = None
-    verify_certificates: bool | None = None
+    allow_plaintext: bool = omittable()
+    verify_certificates: bool = omittable()
     ca_pem: str | None = Field(default=None, max_length=200_000)
-    auth_method: AuthMethod | None = None
-    credential_scope: CredentialScope | None = None
+    auth_method: AuthMethod = omittable()
+    credential_scope: CredentialScope = omittable()
     username: str | None = Field(default=None, max_length=320)
     password: SecretStr | None = Field(default=None, max_length=1000)
-    impersonation_format: str | None = Field(default=None, max_length=100)
+    impersonation_format: str = omittable(max_length=100)
     oauth_client_id: str | None = Field(default=None, max_length=300)
     oauth_client_secret: SecretStr | None = Field(default=None, max_length=1000)
     oauth_token_url: str | None = Field(default=None, max_length=500)
     oauth_authorize_url: str | None = Field(default=None, max_length=500)
     oauth_scopes: str | None = Field(default=None, max_length=1000)
     oauth_tenant: str | None = Field(default=None, max_length=200)
-    process_email_after: AwareDatetime | None = None
-    min_polling_seconds: int | None = Field(default=None, ge=5, le=86_400)
-    max_concurrent_connections: int | None = Field(default=None, ge=1, le=1000)
-    connection_timeout_seconds: int | None = Field(default=None, ge=1, le=600)
+    process_email_after: Moment | None = None
+    min_polling_seconds: int = omittable(ge=5, le=86_400)
+    max_concurrent_connections: int = omittable(ge=1, le=1000)
+    connection_timeout_seconds: int = omittable(ge=1, le=600)
     move_failed_to_folder: str | None = Field(default=None, max_length=300)
-    alert_on_majority_failure: bool | None = None
-    save_sent_copy: bool | None = Field(
-        default=None,
+    alert_on_majority_failure: bool = omittable()
+    save_sent_copy: bool = omittable(
         description="Append a copy of each email sent to the Sent folder; off for servers "
         "that file submitted mail there themselves (Gmail and Outlook.com presets).",
     )
@@ -83,7 +82,7 @@ class ProfileCreate(ProfileSettings):
 
 
 class ProfileUpdate(ProfileSettings):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str = omittable(min_length=1, max_length=200)
 
 
 class ProfilePublic(BaseModel):
@@ -140,10 +139,10 @@ class MailboxUpdate(BaseModel):
 
     profile_id: uuid.UUID | None = None
     email_address: EmailAddress | None = None
-    incoming_method: IncomingMethod | None = None
-    outgoing_method: SyncMethod | None = None
-    act_method: SyncMethod | None = None
-    delete_after_processing: bool | None = None
+    incoming_method: IncomingMethod = omittable()
+    outgoing_method: SyncMethod = omittable()
+    act_method: SyncMethod = omittable()
+    delete_after_processing: bool = omittable()
     username: str | None = Field(default=None, max_length=320)
     password: SecretStr | None = Field(default=None, max_length=1000)
     oauth_refresh_token: SecretStr | None = Field(default=None, max_length=10_000)
@@ -154,9 +153,6 @@ class MailboxUpdate(BaseModel):
             value = getattr(self, secret)
             if secret in data:
                 data[secret] = value.get_secret_value() if value is not None else None
-        for required in ("incoming_method", "outgoing_method", "act_method"):
-            if required in data and data[required] is None:
-                data.pop(required)
         return data
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from crmsync.api.schemas.common import EmailAddress
+from crmsync.api.schemas.common import EmailAddress, omittable
 from crmsync.crm.types import Depth, Privilege, RecordType, TokenKind
 
 Name = Field(min_length=1, max_length=200)
@@ -28,13 +28,12 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
-    full_name: str | None = Field(default=None, max_length=200)
-    business_unit_id: uuid.UUID | None = None
-    email_addresses: list[EmailAddress] | None = Field(default=None, max_length=20)
-    password: SecretStr | None = Field(default=None, min_length=8, max_length=200)
-    is_active: bool | None = None
-    role_ids: list[uuid.UUID] | None = None
+    username: str = omittable(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    full_name: str = omittable(max_length=200)
+    business_unit_id: uuid.UUID = omittable()
+    email_addresses: list[EmailAddress] = omittable(max_length=20)
+    is_active: bool = omittable()
+    role_ids: list[uuid.UUID] = omittable()
 
 
 class UserPublic(BaseModel):
@@ -47,6 +46,23 @@ class UserPublic(BaseModel):
     email_addresses: list[str]
     is_active: bool
     role_ids: list[uuid.UUID]
+
+
+class PasswordChange(BaseModel):
+    """Your own password: the current one proves it is you, not a stolen session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: SecretStr = Field(min_length=1, max_length=200)
+    new_password: SecretStr = Field(min_length=8, max_length=200)
+
+
+class PasswordReset(BaseModel):
+    """Another user's password, set by an administrator over them; null removes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: SecretStr | None = Field(min_length=8, max_length=200)
 
 
 class BusinessUnitCreate(BaseModel):
@@ -78,9 +94,9 @@ class TeamCreate(BaseModel):
 class TeamUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    member_ids: list[uuid.UUID] | None = None
-    role_ids: list[uuid.UUID] | None = None
+    name: str = omittable(min_length=1, max_length=200)
+    member_ids: list[uuid.UUID] = omittable()
+    role_ids: list[uuid.UUID] = omittable()
 
 
 class TeamPublic(BaseModel):
@@ -121,6 +137,7 @@ class RolePublic(BaseModel):
     id: uuid.UUID
     name: str
     description: str
+    is_system: bool = Field(description="Built in: every privilege, not editable.")
     privileges: list[PrivilegeGrant]
 
 
@@ -129,6 +146,12 @@ class LoginRequest(BaseModel):
 
     username: str = Field(min_length=1, max_length=200)
     password: SecretStr = Field(min_length=1, max_length=200)
+    organisation: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Needed only when the instance serves several organisations.",
+    )
 
 
 class TokenCreate(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from crmsync.api.schemas.common import EmailAddress, OwnedPublic, partial
+from crmsync.api.schemas.common import EmailAddress, Moment, OwnedPublic, partial
 from crmsync.crm.types import Priority, RecordState
 
 
@@ -51,7 +51,7 @@ class OpportunityCreate(RecordCreate):
     account_id: uuid.UUID | None = None
     contact_id: uuid.UUID | None = None
     estimated_value: Decimal | None = Field(default=None, max_digits=18, decimal_places=2)
-    estimated_close: AwareDatetime | None = None
+    estimated_close: Moment | None = None
 
 
 class CaseCreate(RecordCreate):

@@ -21,6 +21,7 @@ from crmsync.crm.models.mail import (
 from crmsync.crm.models.org import (
     ApiToken,
     BusinessUnit,
+    LoginThrottle,
     Organisation,
     Queue,
     RolePrivilege,
@@ -68,6 +69,7 @@ __all__ = [
     "FolderCursor",
     "ItemFailure",
     "Lead",
+    "LoginThrottle",
     "Mailbox",
     "MailboxChannel",
     "MailboxMessage",

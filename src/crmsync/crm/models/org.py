@@ -11,7 +11,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crmsync.crm.db import Base, IdMixin, TimestampMixin
@@ -61,12 +72,15 @@ class BusinessUnit(IdMixin, TimestampMixin, Base):
 
 class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
+    # Usernames are unique within an organisation, not across the instance, so one
+    # organisation never learns another's usernames from a conflict.
+    __table_args__ = (UniqueConstraint("organisation_id", "username"),)
 
     organisation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organisations.id", ondelete="CASCADE"), index=True
     )
     business_unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("business_units.id"))
-    username: Mapped[str] = mapped_column(String(200), unique=True)
+    username: Mapped[str] = mapped_column(String(200))
     full_name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -140,6 +154,10 @@ class SecurityRole(IdMixin, TimestampMixin, Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # The built-in System Administrator role: it grants every privilege at organisation
+    # depth (whatever its rows say, so record types added later are covered too), and
+    # nobody can edit it.
+    is_system: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     privileges: Mapped[list[RolePrivilege]] = relationship(
         back_populates="role", cascade="all, delete-orphan", lazy="selectin"
@@ -195,3 +213,19 @@ class ApiToken(IdMixin, TimestampMixin, Base):
     expires_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginThrottle(Base):
+    """Failed logins counted per key: one row per account and one per client address.
+
+    ``key`` is a SHA-256 of what it counts (``account:<organisation>:<username>`` or
+    ``address:<ip>``), so neither usernames tried nor client addresses are kept in clear.
+    Rows exist for usernames that do not exist too: the throttle must not tell them apart.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None] = mapped_column()
