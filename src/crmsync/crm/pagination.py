@@ -13,7 +13,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -42,14 +42,27 @@ def encode_cursor(moment: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (time, id) a cursor holds; InvalidCursor for anything this server did not issue.
+
+    A cursor comes from the client, so every part is checked: the JSON shape, both types,
+    an aware time that stays in range once converted to UTC (``0001-01-01T00:00+23:59``
+    would not), and a well-formed id.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        moment, row_id = json.loads(base64.urlsafe_b64decode(padded))
+        decoded = json.loads(base64.urlsafe_b64decode(padded))
+        if not (
+            isinstance(decoded, list)
+            and len(decoded) == 2
+            and all(isinstance(part, str) for part in decoded)
+        ):
+            raise ValueError("not a [time, id] pair of strings")
+        moment, row_id = decoded
         parsed = datetime.fromisoformat(moment)
         if parsed.tzinfo is None:
             raise ValueError("naive time")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        return parsed.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, OverflowError, binascii.Error) as exc:
         raise InvalidCursor("The cursor is not one this server issued", field="cursor") from exc
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +74,32 @@ def test_foreign_cursors_are_refused_cleanly(garbage: str) -> None:
     except InvalidCursor:
         return
     assert moment.tzinfo is not None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+extreme_times = st.sampled_from(
+    ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "2024-01-01T00:00:00+00:00"]
+)
+
+
+def _encoded(value: object) -> str:
+    raw = json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@given(value=json_values | st.tuples(extreme_times, json_values).map(list))
+def test_cursors_of_any_json_shape_are_refused_cleanly(value: object) -> None:
+    """A client can base64 any JSON: ["2024-01-01T00:00:00+00:00", 5] once raised an
+    AttributeError, and times at the edges of the calendar an OverflowError."""
+    try:
+        moment, _ = decode_cursor(_encoded(value))
+    except InvalidCursor:
+        return
+    assert moment.utcoffset() == timedelta(0)
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
