@@ -40,6 +40,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8025
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; a larger one is refused (413) unread.",
+    )
+    max_upload_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        description="The same for routes that take file uploads (api.limits.upload_route).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) besides the server's own whose pages "
+        "may send requests authenticated by the session cookie, e.g. the public address "
+        "when a proxy terminates TLS. In the environment, a JSON list.",
+    )
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

@@ -3,6 +3,12 @@
 ``create_app(settings, store)`` wires routes, error handlers and state, so tests build
 apps on throwaway databases freely; ``crmsync serve`` adds the embedded sync engine
 (``run_sync=True``), which starts and stops with the app. OpenAPI is served at /docs.
+
+Every request passes, in this order: the body size limit (limits.py, before any byte of
+the body is read), the CSRF check (csrf.py, the first dependency of every route), then the
+route, whose transaction commits before its answer is sent (deps.py). Routers included
+here get all three; never mount a sub-application that takes unsafe requests, it would
+get only the first.
 """
 
 from __future__ import annotations
@@ -11,10 +17,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from crmsync import __version__
-from crmsync.api import problems
+from crmsync.api import csrf, limits, problems
 from crmsync.api.routes import auth, directory, mailboxes, outgoing, records, tracking
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
@@ -55,11 +61,13 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(csrf.check_request)],
     )
     app.state.settings = settings
     app.state.store = store
     app.state.secret_box = box
     problems.install(app)
+    csrf.install(app, settings)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(directory.router, prefix=API_PREFIX)
     app.include_router(mailboxes.router, prefix=API_PREFIX)
@@ -72,4 +80,7 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    limits.install(
+        app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     return app

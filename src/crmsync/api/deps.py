@@ -1,27 +1,45 @@
 """Dependencies every route uses: the store, a session per request, the caller.
 
 The caller is found from ``Authorization: Bearer <token>`` (API tokens and login
-sessions) or the ``crmsync_session`` cookie the web UI gets at login. The session commits
-once, after the route returns without error.
+sessions) or the ``crmsync_session`` cookie the web UI gets at login (unsafe requests
+authenticated by the cookie are checked against CSRF first, see csrf.py).
+
+The session commits once, after the route returns without error and its answer is
+serialized, and *before* a byte of the answer is sent: a client that got a 2xx can rely
+on the next request seeing what it did. A commit that fails is a 500 problem
+(COMMIT_FAILED), never the 2xx the route had prepared.
+
+Must never let a route's answer go out before its transaction has committed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from crmsync.config import Settings
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.auth import authenticate_token
-from crmsync.crm.errors import AuthenticationFailed
+from crmsync.crm.errors import AuthenticationFailed, CrmError
 from crmsync.crm.models.org import User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 
+log = logging.getLogger(__name__)
+
 SESSION_COOKIE = "crmsync_session"
+
+
+class CommitFailed(CrmError):
+    """The database refused the commit: nothing the request did was saved."""
+
+    code = "COMMIT_FAILED"
+    status = 500
 
 
 def get_store(request: Request) -> Store:
@@ -35,21 +53,38 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session]:
-    with store.transaction() as session:
-        yield session
+    committing = False
+    try:
+        with store.transaction() as session:
+            yield session
+            committing = True  # the route returned; leaving the block commits
+    except SQLAlchemyError as exc:
+        if not committing:
+            raise
+        log.exception("Commit failed")
+        raise CommitFailed("The change could not be saved") from exc
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": FastAPI runs the code after `yield` as soon as the route has returned
+# and its answer is serialized, before the answer is sent. The default ("request") runs it
+# after the answer has gone out, so a client could act on a 2xx whose transaction had not
+# committed yet — or never would. Serializing inside the transaction keeps lazy loads
+# working; a failing commit raises before anything is sent, and becomes the response.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def token_from(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.cookies.get(SESSION_COOKIE)
+    return None
+
+
+def token_from(request: Request) -> str | None:
+    return bearer_token(request) or request.cookies.get(SESSION_COOKIE)
 
 
 def get_current_user(request: Request, session: SessionDep) -> User:
