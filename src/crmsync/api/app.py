@@ -5,10 +5,11 @@ apps on throwaway databases freely; ``crmsync serve`` adds the embedded sync eng
 (``run_sync=True``), which starts and stops with the app. OpenAPI is served at /docs.
 
 Every request passes, in this order: the body size limit (limits.py, before any byte of
-the body is read), the CSRF check (csrf.py, the first dependency of every route), then the
-route, whose transaction commits before its answer is sent (deps.py). Routers included
-here get all three; never mount a sub-application that takes unsafe requests, it would
-get only the first.
+the body is read); the refusal of unsafe requests from foreign pages (csrf.py, the first
+dependency of every route); when the session cookie authenticates it, the CSRF token
+check (deps.py finds the caller through csrf.py); then the route, whose transaction
+commits before its answer is sent (deps.py). Routers included here get all of it; never
+mount a sub-application that takes unsafe requests, it would get only the body limit.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 A browser attaches the ``crmsync_session`` cookie to every request to this server,
 whichever site's page makes it; an ``Authorization: Bearer`` header it never adds by
-itself. So every unsafe request (POST, PUT, PATCH, DELETE) that carries the cookie and no
-Bearer token must show that one of our own pages sent it:
+itself. So an unsafe request (POST, PUT, PATCH, DELETE) that the cookie authenticates
+must show that one of our own pages sent it (``check_cookie_request``, which deps.py runs
+whenever it finds the caller by the cookie):
 
 1. its ``Origin`` — or, when a browser sent none, the origin of its ``Referer`` — is the
    server's own (scheme://host[:port] of the request) or one in
@@ -11,8 +12,10 @@ Bearer token must show that one of our own pages sent it:
 2. it carries the session's CSRF token: an ``X-CSRF-Token`` header (fetch, htmx) or a
    ``csrf_token`` field of a form body (server-rendered forms).
 
-Unsafe requests without any credentials (login) are refused only when they name a foreign
-origin, which stops login CSRF; Bearer requests are exempt.
+Besides, every route first runs ``check_request``: an unsafe request that names another
+site in Origin/Referer is refused whatever its credentials, which also stops login CSRF
+(a login needs no cookie, so a script that keeps cookies can log in again freely). Bearer
+requests are exempt from both.
 
 The token is ``base64url(HMAC-SHA256(key, session token))``: nothing is stored, it dies
 with the session, and every worker and machine derives the same one, because the key is
@@ -20,10 +23,11 @@ derived from the configured secret material (``CRMSYNC_SECRET_KEY`` or
 ``<data_dir>/secret.key``, the keys the SecretBox uses) — the first key makes tokens, all
 of them are accepted, so a key rotation does not log anybody out.
 
-For the web app: ``csrf_token_for(request)`` is the token of the request's session; put it
-into every form as ``<input type="hidden" name="csrf_token" value="...">`` and into htmx
-requests with ``hx-headers='{"X-CSRF-Token": "..."}'``. Login also answers it as
-``csrf_token`` and sets it in the ``crmsync_csrf`` cookie, which scripts may read.
+For the web app: ``csrf_token_for(request)`` is the token of the request's session (None
+without one). Render it into every form, as ``<input type="hidden" name="csrf_token"
+value="...">``, and into htmx requests, e.g. ``hx-headers='{"X-CSRF-Token": "..."}'`` on
+``<body>``. Login also answers it as ``csrf_token`` and sets it in the ``crmsync_csrf``
+cookie, which scripts may read.
 
 Refusals are 403 problem+json, code ``CSRF_FAILED``, with a ``reason``: ORIGIN_MISSING,
 ORIGIN_FOREIGN, TOKEN_MISSING or TOKEN_INVALID.
@@ -45,7 +49,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from crmsync.api.deps import SESSION_COOKIE, bearer_token
+from crmsync.api.credentials import SESSION_COOKIE, bearer_token
 from crmsync.api.problems import problem
 from crmsync.api.schemas.org import TokenIssued
 from crmsync.config import Settings
@@ -181,24 +185,31 @@ async def _form_token(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _refuse_foreign(request: Request, source: tuple[str, str | None]) -> None:
+    settings: Settings = request.app.state.settings
+    if source[1] not in _own_origins(request, settings.allowed_origins):
+        raise CsrfRefused("ORIGIN_FOREIGN", f"The {source[0]} header names another site")
+
+
 async def check_request(request: Request) -> None:
-    """The dependency every route of the app runs first; raises CsrfRefused."""
+    """The first dependency of every route: refuses unsafe requests from foreign pages."""
     if request.method in SAFE_METHODS or bearer_token(request):
         return
-    settings: Settings = request.app.state.settings
-    own = _own_origins(request, settings.allowed_origins)
     source = _source(request)
-    session_token = request.cookies.get(SESSION_COOKIE)
-    if not session_token:
-        if source is not None and source[1] not in own:
-            raise CsrfRefused("ORIGIN_FOREIGN", f"The {source[0]} header names another site")
+    if source is not None:
+        _refuse_foreign(request, source)
+
+
+async def check_cookie_request(request: Request, session_token: str) -> None:
+    """For a request the session cookie authenticates: same origin, and the token."""
+    if request.method in SAFE_METHODS:
         return
+    source = _source(request)
     if source is None:
         raise CsrfRefused(
             "ORIGIN_MISSING", "A request authenticated by cookie needs an Origin or Referer"
         )
-    if source[1] not in own:
-        raise CsrfRefused("ORIGIN_FOREIGN", f"The {source[0]} header names another site")
+    _refuse_foreign(request, source)
     token = request.headers.get(CSRF_HEADER) or await _form_token(request)
     if not token:
         raise CsrfRefused(

@@ -1,15 +1,17 @@
 """Dependencies every route uses: the store, a session per request, the caller.
 
 The caller is found from ``Authorization: Bearer <token>`` (API tokens and login
-sessions) or the ``crmsync_session`` cookie the web UI gets at login (unsafe requests
-authenticated by the cookie are checked against CSRF first, see csrf.py).
+sessions) or the ``crmsync_session`` cookie the web UI gets at login — on an unsafe
+request, the cookie counts only once the CSRF check has passed (``get_caller_token``,
+csrf.py).
 
 The session commits once, after the route returns without error and its answer is
 serialized, and *before* a byte of the answer is sent: a client that got a 2xx can rely
 on the next request seeing what it did. A commit that fails is a 500 problem
 (COMMIT_FAILED), never the 2xx the route had prepared.
 
-Must never let a route's answer go out before its transaction has committed.
+Must never let a route's answer go out before its transaction has committed, nor
+authenticate by the cookie other than through ``get_caller_token``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from crmsync.api import csrf
+from crmsync.api.credentials import SESSION_COOKIE as SESSION_COOKIE  # routes import it here
+from crmsync.api.credentials import bearer_token
 from crmsync.config import Settings
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.auth import authenticate_token
@@ -31,8 +36,6 @@ from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 
 log = logging.getLogger(__name__)
-
-SESSION_COOKIE = "crmsync_session"
 
 
 class CommitFailed(CrmError):
@@ -75,20 +78,27 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return None
-
-
 def token_from(request: Request) -> str | None:
+    """The token a request carries, unchecked: for a route whose caller is already known
+    (logout ends that very session). To find the caller, depend on ``CurrentUser``."""
     return bearer_token(request) or request.cookies.get(SESSION_COOKIE)
 
 
-def get_current_user(request: Request, session: SessionDep) -> User:
-    token = token_from(request)
+async def get_caller_token(request: Request) -> str | None:
+    """The caller's token: the Bearer token, else the session cookie after the CSRF check."""
+    token = bearer_token(request)
+    if token:
+        return token
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        await csrf.check_cookie_request(request, cookie)
+    return cookie
+
+
+CallerToken = Annotated[str | None, Depends(get_caller_token)]
+
+
+def get_current_user(token: CallerToken, session: SessionDep) -> User:
     if not token:
         raise AuthenticationFailed("Log in or send an API token (Authorization: Bearer ...)")
     return authenticate_token(session, token)
@@ -104,16 +114,15 @@ def get_principal(user: CurrentUser) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_principal_briefly(request: Request, store: StoreDep) -> Principal:
+def get_principal_briefly(token: CallerToken, store: StoreDep) -> Principal:
     """The caller's rights, in a transaction of its own that ends before the route runs.
 
     For routes that talk to mail servers: no database transaction may stay open across
     network I/O.
     """
+    if not token:
+        raise AuthenticationFailed("Log in or send an API token (Authorization: Bearer ...)")
     with store.transaction() as session:
-        token = token_from(request)
-        if not token:
-            raise AuthenticationFailed("Log in or send an API token (Authorization: Bearer ...)")
         return load_principal(authenticate_token(session, token))
 
 

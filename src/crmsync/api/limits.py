@@ -22,18 +22,21 @@ Must never read or buffer a body itself, and never hand a route more bytes than 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmsync.api.problems import problem
+
+log = logging.getLogger(__name__)
 
 UPLOAD_EXTENSION = "x-crmsync-upload"
 
@@ -53,7 +56,7 @@ class ContentTooLarge(HTTPException):
         self.limit = limit
 
 
-def too_large(limit: int) -> Any:
+def too_large(limit: int) -> JSONResponse:
     response = problem(
         413,
         "CONTENT_TOO_LARGE",
@@ -75,19 +78,29 @@ def upload_paths(app: FastAPI) -> list[re.Pattern[str]]:
     return patterns
 
 
-@dataclass
 class BodyLimits:
     """Which limit applies to a request path."""
 
-    default: int
-    upload: int
-    find_upload_paths: Callable[[], Sequence[re.Pattern[str]]] = field(default=list)
-    _upload_paths: Sequence[re.Pattern[str]] | None = None
+    def __init__(
+        self,
+        default: int,
+        upload: int,
+        find_upload_paths: Callable[[], Sequence[re.Pattern[str]]] = list,
+    ) -> None:
+        self.default = default
+        self.upload = upload
+        self.find_upload_paths = find_upload_paths
+        self._upload_paths: Sequence[re.Pattern[str]] | None = None
 
     def for_path(self, path: str) -> int:
         if self._upload_paths is None:
             # Found on first use: every router is included by then.
-            self._upload_paths = self.find_upload_paths()
+            try:
+                self._upload_paths = self.find_upload_paths()
+            except Exception:
+                # The stricter limit everywhere beats refusing every request.
+                log.exception("Upload routes not found; every route gets the default limit")
+                self._upload_paths = []
         if any(pattern.match(path) for pattern in self._upload_paths):
             return self.upload
         return self.default
@@ -112,7 +125,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.for_path(scope["path"])
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]  # the paths in the OpenAPI document leave it out
+        limit = self.limits.for_path(path)
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await too_large(limit)(scope, receive, send)
@@ -146,13 +162,13 @@ class BodyLimitMiddleware:
             await too_large(exc.limit)(scope, receive, send)
 
 
-async def content_too_large(_request: Any, exc: Exception) -> Any:
+async def content_too_large(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ContentTooLarge)
     return too_large(exc.limit)
 
 
 def install(app: FastAPI, *, max_body_bytes: int, max_upload_bytes: int) -> None:
-    """Limit every request body; call after the routers are included."""
+    """Limit every request body; upload routes are looked up on the first request."""
     app.add_exception_handler(ContentTooLarge, content_too_large)
     limits = BodyLimits(max_body_bytes, max_upload_bytes, lambda: upload_paths(app))
     app.add_middleware(BodyLimitMiddleware, limits=limits)

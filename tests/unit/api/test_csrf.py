@@ -112,6 +112,9 @@ def test_a_cookie_request_without_origin_or_referer_is_refused(
     _browser_login(client)
     assert _attacks(client, targets, {}) == [403, 403, 403]
     assert _refusal(client, targets, {}) == "ORIGIN_MISSING"
+    # Routes that find the caller in a short transaction of their own check it too.
+    tested = client.post(f"{API}/mailboxes/{targets['mailbox']}/test-enable")
+    assert (tested.status_code, tested.json()["reason"]) == (403, "ORIGIN_MISSING")
     _nothing_changed(client, admin, targets)
 
 
@@ -184,6 +187,13 @@ def test_login_from_a_foreign_page_is_refused(client: TestClient) -> None:
     _browser_login(client, origin=None)
     client.cookies.clear()
     _browser_login(client, origin=OWN)
+
+
+def test_a_program_that_keeps_cookies_logs_in_again(client: TestClient) -> None:
+    # Login does not use the cookie, so it needs no token: httpx/requests sessions send
+    # the cookie of the previous login along.
+    _browser_login(client, origin=None)
+    _browser_login(client, origin=None)
 
 
 def test_logout_by_cookie_needs_the_token_and_clears_both_cookies(
