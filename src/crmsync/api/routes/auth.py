@@ -2,6 +2,9 @@
 
 Login answers with a session token and sets it as an HttpOnly, SameSite=Strict cookie;
 API clients send tokens as ``Authorization: Bearer``. A token is shown only when created.
+Password guessing is throttled per account and per client address (crm/throttle.py). The
+client address is the socket's peer, or X-Forwarded-For when the peer is a proxy uvicorn
+trusts (127.0.0.1 by default; FORWARDED_ALLOW_IPS names others).
 """
 
 from __future__ import annotations
@@ -14,9 +17,18 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from crmsync.api.csrf import CSRF_COOKIE, LoginIssued, csrf_token_for_session
-from crmsync.api.deps import SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep, token_from
+from crmsync.api.deps import (
+    SESSION_COOKIE,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    token_from,
+)
 from crmsync.api.schemas.org import LoginRequest, TokenCreate, TokenIssued, TokenPublic
+from crmsync.crm import throttle
 from crmsync.crm.auth import authenticate_password, digest_token, issue_token
+from crmsync.crm.db import utcnow
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.org import ApiToken
 from crmsync.crm.types import TokenKind
@@ -35,14 +47,27 @@ def login(
     body: LoginRequest,
     request: Request,
     response: Response,
-    session: SessionDep,
+    store: StoreDep,
     settings: SettingsDep,
 ) -> LoginIssued:
-    user = authenticate_password(
-        session, body.username, body.password.get_secret_value(), body.organisation
-    )
-    lifetime = timedelta(hours=settings.session_hours)
-    row, clear = issue_token(session, user, "web login", kind=TokenKind.SESSION, lifetime=lifetime)
+    """Log in; throttled per account and per client address (429 with Retry-After)."""
+    account = throttle.account_key(body.organisation, body.username)
+    address = throttle.address_key(request.client.host if request.client else "unknown")
+    now = utcnow()
+    # Charged in a transaction of its own, so a failed login's charge stays counted.
+    with store.transaction() as session:
+        throttle.charge(session, [account, address], now)
+    with store.transaction() as session:
+        user = authenticate_password(
+            session, body.username, body.password.get_secret_value(), body.organisation
+        )
+        throttle.succeeded(session, account, address)
+        throttle.forget_old(session, now)
+        lifetime = timedelta(hours=settings.session_hours)
+        row, clear = issue_token(
+            session, user, "web login", kind=TokenKind.SESSION, lifetime=lifetime
+        )
+        issued = _issued(row, clear)
     response.set_cookie(
         SESSION_COOKIE,
         clear,
@@ -60,7 +85,7 @@ def login(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    return LoginIssued(**_issued(row, clear).model_dump(), csrf_token=csrf_token)
+    return LoginIssued(**issued.model_dump(), csrf_token=csrf_token)
 
 
 @router.post("/auth/logout", status_code=204)
