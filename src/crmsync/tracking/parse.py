@@ -2,11 +2,12 @@
 
 For the incoming, outgoing and folder engines, which hand over the raw bytes they fetched
 and get a ``ParsedMessage`` back. It parses under ``ParseLimits`` and leniently: a problem
-(an unknown charset, a broken encoded word, bad base64) becomes a line in
-``ParsedMessage.defects`` and the rest is still parsed. ``MalformedMessage`` is raised only
-when nothing usable can be had: over ``max_bytes``, no header section at all, a header
-section over ``max_header_bytes``, more than ``max_parts`` parts or nesting deeper than
-``max_depth``. No other exception ever leaves ``parse_message``.
+(an unknown charset, a broken encoded word, bad base64, an HTML body too complex to
+sanitize) becomes a line in ``ParsedMessage.defects`` and the rest is still parsed.
+``MalformedMessage`` is raised only when nothing usable can be had: over ``max_bytes``, no
+header section at all, a header section over ``max_header_bytes``, more than ``max_parts``
+parts or nesting deeper than ``max_depth``. No other exception ever leaves
+``parse_message``.
 
 It must never do I/O, read the clock, log, or put message content into defects or
 exception texts (they name headers, parts and charsets only). ``html_body`` is raw and
@@ -38,7 +39,8 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Policy, compat32
-from email.utils import collapse_rfc2231_value
+from email.utils import collapse_rfc2231_value, unquote
+from typing import Any
 
 from crmsync.tracking.headers import (
     Address,
@@ -48,8 +50,10 @@ from crmsync.tracking.headers import (
     from_raw,
     parse_addresses,
     parse_date,
+    printable_name,
     unfold,
 )
+from crmsync.tracking.htmlscan import too_complex
 from crmsync.tracking.htmltext import html_to_text
 from crmsync.tracking.parse_fast import (
     build_message,
@@ -178,6 +182,34 @@ class _TooManyParts(Exception):
     pass
 
 
+class _ParameterCharsetDefect(email_errors.MessageDefect):
+    """An RFC 2231 parameter in a charset Python cannot decode it from."""
+
+    def __init__(self, charset: str) -> None:
+        super().__init__(charset)
+        self.charset = charset
+
+
+class _Part(Message):
+    """A compat32 part whose boundary never fails to be read.
+
+    The stdlib decodes an RFC 2231 ``boundary*=charset''...`` with that charset, and a
+    codec such as idna or punycode raises (they allow no error handler but 'strict'),
+    which would fail the whole message. Then, as the stdlib does for a charset it does not
+    know, the boundary is the parameter's text, and the part has a defect.
+    """
+
+    def get_boundary(self, failobj: Any = None) -> Any:
+        try:
+            return super().get_boundary(failobj)
+        except (UnicodeError, ValueError, TypeError, LookupError):
+            value = self.get_param("boundary")
+            if not isinstance(value, tuple):
+                return failobj
+            self.defects.append(_ParameterCharsetDefect(str(value[0])))
+            return unquote(value[2]).rstrip()
+
+
 def _counting_factory(limit: int) -> Callable[[], Message]:
     """A message factory for the parser that stops it once it has made ``limit`` parts."""
     made = 0
@@ -187,9 +219,15 @@ def _counting_factory(limit: int) -> Callable[[], Message]:
         made += 1
         if made > limit:
             raise _TooManyParts
-        return Message(policy)
+        return _Part(policy)
 
     return factory
+
+
+def _defect_text(defect: email_errors.MessageDefect, where: str) -> str:
+    if isinstance(defect, _ParameterCharsetDefect):
+        return f"unknown charset {printable_name(defect.charset)} in {where}"
+    return f"{type(defect).__name__} in {where}"
 
 
 def _where(index: int) -> str:
@@ -389,7 +427,7 @@ def _parse(raw: bytes, limits: ParseLimits, fast: bool) -> ParsedMessage:
     defects: list[str] = []
     bodies = _Bodies(defects, fast)
     for index, part, part_type, attached in list(_walk(message, limits)):
-        defects.extend(f"{type(d).__name__} in {_where(index)}" for d in part.defects)
+        defects.extend(_defect_text(defect, _where(index)) for defect in part.defects)
         if attached:
             continue
         if part_type.startswith("message/") and part.is_multipart():
@@ -425,8 +463,13 @@ def _parse(raw: bytes, limits: ParseLimits, fast: bool) -> ParsedMessage:
     report_type = None
     if content_type == "multipart/report":
         param = message.get_param("report-type")
-        report_type = collapse_rfc2231_value(param).strip().lower() if param else None
+        try:
+            report_type = collapse_rfc2231_value(param).strip().lower() if param else None
+        except (UnicodeError, ValueError, TypeError, LookupError):  # see _Part
+            defects.append("undecodable report-type in message")
     html = bodies.html
+    if html and (why := too_complex(html)) is not None:
+        defects.append(f"HTML body {why}: shown as text")
     return ParsedMessage(
         message_id=next(iter(msgids("message-id")), None),
         in_reply_to=next(iter(msgids("in-reply-to")), None),

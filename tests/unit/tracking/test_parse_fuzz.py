@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crmsync.tracking.display import display_html
 from crmsync.tracking.parse import (
     MalformedMessage,
     MalformedReason,
@@ -101,3 +104,53 @@ def test_fragment_soup(raw: bytes) -> None:
 def test_mutated_real_messages(raw: bytes) -> None:
     _check(raw, SMALL_LIMITS)
     _check(raw, ParseLimits())
+
+
+def _slow_subject(words: int) -> bytes:
+    return b"From: a@x.example\r\nSubject: " + b"=?utf8?q?a?=" * words + b"\r\n\r\nhi\r\n"
+
+
+def _nested_divs(depth: int) -> bytes:
+    body = "<div>" * depth + "x" + "</div>" * depth
+    return (
+        b"From: a@x.example\r\nSubject: s\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        + body.encode()
+    )
+
+
+def _charset(name: bytes) -> bytes:
+    return b"Subject: s\r\nContent-Type: text/plain; charset=" + name + b"\r\n\r\ncaf\xe9\r\n"
+
+
+# Found by fuzzing: each took seconds (the stdlib's decode_header is quadratic in the number
+# of encoded words, nh3 in the nesting depth) or failed the whole message (idna and punycode
+# raise on any error handler but 'strict'). Each must parse, and be flagged.
+SLOW_OR_FATAL = [
+    pytest.param(_slow_subject(34_000), "too many encoded words in subject", id="34k-words"),
+    pytest.param(_slow_subject(70_000), "too many encoded words in subject", id="70k-words"),
+    pytest.param(_nested_divs(20_000), "HTML body ", id="20k-divs"),
+    pytest.param(_nested_divs(50_000), "HTML body ", id="50k-divs"),
+    pytest.param(_charset(b"idna"), "unknown charset 'idna' in message", id="idna"),
+    pytest.param(_charset(b"punycode"), "unknown charset 'punycode' in message", id="punycode"),
+    pytest.param(
+        b"Subject: =?idna?q?caf=E9?=\r\n\r\nx", "unknown charset 'idna' in subject", id="idna-word"
+    ),
+    pytest.param(
+        b"Subject: s\r\nContent-Type: multipart/mixed; boundary*=idna''abc\r\n\r\n"
+        b"--abc\r\n\r\nx\r\n--abc--\r\n",
+        "unknown charset 'idna' in message",
+        id="idna-boundary",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "defect"), SLOW_OR_FATAL)
+def test_slow_or_fatal_messages_parse_fast_and_are_flagged(raw: bytes, defect: str) -> None:
+    _check(raw, ParseLimits())
+    started = time.perf_counter()
+    msg = parse_message(raw)
+    display_html(msg)
+
+    # Generous: tenths of a second now, where the parser pool allows 30 s per message.
+    assert time.perf_counter() - started < 3.0
+    assert any(found.startswith(defect) for found in msg.defects), msg.defects
