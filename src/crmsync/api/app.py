@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI
 
 from crmsync import __version__
 from crmsync.api import csrf, limits, problems
+from crmsync.api.openapi import install_openapi
 from crmsync.api.routes import auth, directory, mailboxes, outgoing, records, tracking
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
@@ -81,6 +82,7 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    install_openapi(app)
     limits.install(
         app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )

@@ -94,6 +94,13 @@ def _roles(
     return roles
 
 
+def _user(session: Session, principal: Principal, user_id: uuid.UUID, field: str) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.organisation_id != principal.organisation_id:
+        raise InvalidReference(f"{field} names no user of this organisation", field=field)
+    return user
+
+
 def _business_unit(session: Session, principal: Principal, unit_id: uuid.UUID) -> BusinessUnit:
     unit = session.get(BusinessUnit, unit_id)
     if unit is None or unit.organisation_id != principal.organisation_id:
@@ -258,7 +265,7 @@ def create_queue(
 ) -> Queue:
     access.require_in_unit(principal, RecordType.QUEUE, Privilege.CREATE, business_unit_id)
     _business_unit(session, principal, business_unit_id)
-    owner = get_in_org(session, principal, User, owner_id or principal.user_id)
+    owner = _user(session, principal, owner_id or principal.user_id, "owner_id")
     queue_id = uuid.uuid4()
     if email:
         _require_addresses_free(session, principal.organisation_id, [email], queue_id, "email")
@@ -304,7 +311,7 @@ def create_team(
         organisation_id=principal.organisation_id,
         business_unit_id=business_unit_id,
         name=name,
-        members=[get_in_org(session, principal, User, member) for member in member_ids],
+        members=[_user(session, principal, member, "member_ids") for member in member_ids],
         roles=roles,
     )
     session.add(team)
@@ -320,7 +327,7 @@ def update_team(session: Session, principal: Principal, team: Team, values: dict
     if "name" in values:
         team.name = values["name"]
     if "member_ids" in values:
-        team.members = [get_in_org(session, principal, User, m) for m in values["member_ids"]]
+        team.members = [_user(session, principal, m, "member_ids") for m in values["member_ids"]]
     if "role_ids" in values:
         roles = _roles(session, principal, values["role_ids"])
         _require_grantable_roles(principal, roles)

@@ -90,3 +90,35 @@ def test_times_at_the_edges_of_the_calendar(
         f"{API}/opportunities", json={"name": "x", "estimated_close": moment}, headers=salesperson
     )
     _problem(account, "estimated_close")
+
+
+@pytest.mark.parametrize("days", [True, "5", 5.5])
+def test_whole_numbers_are_numbers(
+    client: TestClient, salesperson: dict[str, str], days: object
+) -> None:
+    """Pydantic's lax mode read true as 1 day; the document promises an integer."""
+    created = client.post(
+        f"{API}/tokens", json={"name": "t", "expires_in_days": days}, headers=salesperson
+    )
+    _problem(created, "expires_in_days")
+    assert client.post(
+        f"{API}/tokens", json={"name": "t", "expires_in_days": 5.0}, headers=salesperson
+    ).is_success
+
+
+def test_me_is_not_a_user_id(client: TestClient, salesperson: dict[str, str]) -> None:
+    patched = client.patch(f"{API}/users/me", json={"full_name": "x"}, headers=salesperson)
+    assert patched.status_code == 405
+    assert patched.headers["allow"] == "GET"
+
+
+def test_unknown_members_and_owners_are_invalid_references(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    nobody = "e3e70682-c209-4cac-a29f-6fbed82c07cd"
+    team = client.post(f"{API}/teams", json={"name": "t", "member_ids": [nobody]}, headers=admin)
+    assert team.status_code == 422
+    assert team.json()["field"] == "member_ids"
+    queue = client.post(f"{API}/queues", json={"name": "q", "owner_id": nobody}, headers=admin)
+    assert queue.status_code == 422
+    assert queue.json()["field"] == "owner_id"

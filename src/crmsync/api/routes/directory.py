@@ -54,12 +54,12 @@ def create_user(body: schemas.UserCreate, session: SessionDep, principal: Curren
     )
 
 
-@router.get("/users/{user_id}", response_model=schemas.UserPublic, tags=["users"])
+@router.get("/users/{user_id:uuid}", response_model=schemas.UserPublic, tags=["users"])
 def get_user(user_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> User:
     return directory.get_in_org(session, principal, User, user_id)
 
 
-@router.patch("/users/{user_id}", response_model=schemas.UserPublic, tags=["users"])
+@router.patch("/users/{user_id:uuid}", response_model=schemas.UserPublic, tags=["users"])
 def update_user(
     user_id: uuid.UUID, body: schemas.UserUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> User:
@@ -82,7 +82,7 @@ def change_own_password(
     return Response(status_code=204)
 
 
-@router.put("/users/{user_id}/password", status_code=204, tags=["users"])
+@router.put("/users/{user_id:uuid}/password", status_code=204, tags=["users"])
 def reset_password(
     user_id: uuid.UUID,
     body: schemas.PasswordReset,

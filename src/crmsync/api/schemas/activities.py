@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from crmsync.api.schemas.common import EmailAddress, Moment, OwnedPublic, partial
+from crmsync.api.schemas.common import EmailAddress, Moment, OwnedPublic, WholeNumber, partial
 from crmsync.crm.types import (
     ActivityState,
     CorrelationMethod,
@@ -92,7 +92,7 @@ class AppointmentCreate(ActivityCreate):
 
 class TaskCreate(ActivityCreate):
     priority: Priority = Priority.NORMAL
-    percent_complete: int = Field(default=0, ge=0, le=100)
+    percent_complete: WholeNumber = Field(default=0, ge=0, le=100)
 
 
 class ActivityPublic(OwnedPublic):

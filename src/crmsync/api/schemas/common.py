@@ -6,7 +6,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+)
 
 from crmsync.crm.addresses import normalise_address
 
@@ -21,8 +29,30 @@ def _check_address(value: str) -> str:
 
 
 # Deliberately looser than RFC 5322 validators: a CRM must accept the addresses customers
-# really use (test domains, IDNs, odd local parts) and only refuse what cannot be one.
-EmailAddress = Annotated[str, Field(max_length=320), AfterValidator(_check_address)]
+# really use (test domains, IDNs, odd local parts) and only refuse what cannot be one. The
+# pattern says in the OpenAPI document what the validator accepts — something@something,
+# no white space in any regex dialect's sense, no angle brackets — so a client that
+# follows the document is never refused.
+ADDRESS_PATTERN = r"^[^\s\x1c-\x1f\x85@<>]+@[^\s\x1c-\x1f\x85@<>]+$"
+EmailAddress = Annotated[
+    str, Field(max_length=320, pattern=ADDRESS_PATTERN), AfterValidator(_check_address)
+]
+
+
+def _json_number(value: Any) -> Any:
+    # Pydantic's lax int takes true (as 1) and "5"; JSON Schema's integer is a number with
+    # no fraction (5 or 5.0) and nothing else, and the OpenAPI document promises the latter.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    return value
+
+
+# An integer a client sends: 5 or 5.0, never true or "5". With bounds on an optional
+# field, put them before the validator (``Annotated[int, Field(ge=1), AS_WHOLE_NUMBER]``):
+# after it, pydantic can no longer apply them to the integer and writes ``ge``/``le`` into
+# the OpenAPI document, which no client understands.
+AS_WHOLE_NUMBER = BeforeValidator(_json_number)
+WholeNumber = Annotated[int, AS_WHOLE_NUMBER]
 
 
 def _in_utc(value: datetime) -> datetime:

@@ -7,11 +7,17 @@ reprs or logs); responses only say whether one is set.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from crmsync.api.schemas.common import EmailAddress, Moment, omittable
+from crmsync.api.schemas.common import (
+    AS_WHOLE_NUMBER,
+    EmailAddress,
+    Moment,
+    WholeNumber,
+    omittable,
+)
 from crmsync.crm.types import (
     AlertSeverity,
     Approval,
@@ -26,7 +32,7 @@ from crmsync.crm.types import (
 )
 
 Host = Field(default=None, min_length=1, max_length=255, pattern=r"^[^\s/]+$")
-Port = Field(default=None, ge=1, le=65535)
+PortNumber = Annotated[int, Field(ge=1, le=65535), AS_WHOLE_NUMBER]
 
 
 class ProfileSettings(BaseModel):
@@ -36,10 +42,10 @@ class ProfileSettings(BaseModel):
 
     is_default: bool = omittable()
     incoming_host: str | None = Host
-    incoming_port: int | None = Port
+    incoming_port: PortNumber | None = None
     incoming_security: ConnectionSecurity = omittable()
     outgoing_host: str | None = Host
-    outgoing_port: int | None = Port
+    outgoing_port: PortNumber | None = None
     outgoing_security: ConnectionSecurity = omittable()
     exchange_url: str | None = Field(default=None, max_length=500)
     allow_plaintext: bool = omittable()
@@ -57,9 +63,9 @@ class ProfileSettings(BaseModel):
     oauth_scopes: str | None = Field(default=None, max_length=1000)
     oauth_tenant: str | None = Field(default=None, max_length=200)
     process_email_after: Moment | None = None
-    min_polling_seconds: int = omittable(ge=5, le=86_400)
-    max_concurrent_connections: int = omittable(ge=1, le=1000)
-    connection_timeout_seconds: int = omittable(ge=1, le=600)
+    min_polling_seconds: WholeNumber = omittable(ge=5, le=86_400)
+    max_concurrent_connections: WholeNumber = omittable(ge=1, le=1000)
+    connection_timeout_seconds: WholeNumber = omittable(ge=1, le=600)
     move_failed_to_folder: str | None = Field(default=None, max_length=300)
     alert_on_majority_failure: bool = omittable()
     save_sent_copy: bool = omittable(

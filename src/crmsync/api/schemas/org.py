@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from crmsync.api.schemas.common import EmailAddress, omittable
+from crmsync.api.schemas.common import AS_WHOLE_NUMBER, EmailAddress, omittable
 from crmsync.crm.types import Depth, Privilege, RecordType, TokenKind
 
 Name = Field(min_length=1, max_length=200)
+# No white space, by every regex dialect's idea of it: ECMA's \s (what clients check) lacks
+# U+0085 and U+001C-U+001F, which pydantic's engine and Python count as space.
+Days = Annotated[int, Field(ge=1, le=3650), AS_WHOLE_NUMBER]
+USERNAME_PATTERN = r"^[^\s\x1c-\x1f\x85]+$"
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    username: str = Field(min_length=1, max_length=200, pattern=USERNAME_PATTERN)
     full_name: str = Field(default="", max_length=200)
     business_unit_id: uuid.UUID | None = Field(
         default=None, description="Defaults to the organisation's root business unit."
@@ -28,7 +33,7 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = omittable(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    username: str = omittable(min_length=1, max_length=200, pattern=USERNAME_PATTERN)
     full_name: str = omittable(max_length=200)
     business_unit_id: uuid.UUID = omittable()
     email_addresses: list[EmailAddress] = omittable(max_length=20)
@@ -158,7 +163,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Name
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: Days | None = None
 
 
 class TokenPublic(BaseModel):
