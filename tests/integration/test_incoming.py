@@ -8,8 +8,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from crmsync.api.app import create_app
+from crmsync.config import Settings
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.blobfiles import STAGING, digest
@@ -25,6 +28,7 @@ from crmsync.crm.settings import TrackingPreferences
 from crmsync.crm.types import CorrelationMethod, Participation, RecordType
 from crmsync.tracking.threadindex import new_thread_index
 from tests.integration.conftest import Connected, message
+from tests.unit.api.conftest import login
 
 ALL = TrackingPreferences(track_scope="all")
 
@@ -160,6 +164,52 @@ def test_malformed_and_unknown_charset_messages_are_flagged_not_fatal(
         assert failures[0].code == "MALFORMED_MESSAGE"
         assert failures[0].raw_sha256 is not None  # nothing lost
         assert b"From: x@y.test" in connected.store.blobs.get(failures[0].raw_sha256)
+
+
+def test_hostile_messages_are_tracked_flagged_and_kept_raw(connected: Connected) -> None:
+    """Inputs that once took seconds each, or failed the whole message: a subject of
+    70,000 encoded words, 50,000 nested <div>s, a part in charset idna."""
+    connected.add_mailbox("ann", preferences=ALL)
+    words = b" ".join(b"=?utf-8?q?w?=" for _ in range(70_000))
+    nested = b"<div>" * 50_000 + b"deep" + b"</div>" * 50_000
+    hostile = {
+        b"<words@fabrikam.test>": (b"Subject: " + words, b"text/plain", b"plain body"),
+        b"<nested@fabrikam.test>": (b"Subject: nested", b"text/html", nested),
+        b"<idna@fabrikam.test>": (
+            b"Subject: idna",
+            b"text/plain; charset=idna",
+            b"caf\xe9 au lait",
+        ),
+    }
+    for message_id, (subject, content_type, body) in hostile.items():
+        connected.deliver(
+            ["ann"],
+            b"From: nancy@fabrikam.test\r\nTo: ann@example.test\r\n" + subject + b"\r\n"
+            b"Message-ID: " + message_id + b"\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: " + content_type + b"\r\n\r\n" + body + b"\r\n",
+        )
+    report = connected.sync("ann")
+    assert (report.seen, report.tracked) == (3, 3)
+    with connected.store.transaction() as session:
+        assert not list(session.scalars(select(ItemFailure)))
+        emails = {email.message_id: email for email in session.scalars(select(Email))}
+        for message_id in hostile:
+            email = emails[message_id.decode()]
+            assert email.parse_defects, message_id
+            assert email.raw_sha256 is not None
+            assert message_id in connected.store.blobs.get(email.raw_sha256)
+        assert any("encoded words" in d for d in emails["<words@fabrikam.test>"].parse_defects)
+        shown = emails["<nested@fabrikam.test>"]
+        assert any("HTML" in d for d in shown.parse_defects)
+        assert "<div>" not in shown.description
+        assert "deep" in shown.body_text
+        assert "caf" in emails["<idna@fabrikam.test>"].body_text
+    app = create_app(Settings(), connected.store, connected.box)
+    with TestClient(app) as client:
+        admin = login(client, "admin-acme", "admin-password")
+        idna_id = emails["<idna@fabrikam.test>"].id
+        answer = client.get(f"/api/v1/emails/{idna_id}/tracking", headers=admin).json()
+    assert any("idna" in defect for defect in answer["parse_defects"])
 
 
 def test_queue_mailboxes_make_queue_items(connected: Connected) -> None:
@@ -352,12 +402,6 @@ def test_mail_before_the_profiles_start_date_is_not_tracked(connected: Connected
 
 
 def test_the_api_says_why_an_email_was_tracked(connected: Connected) -> None:
-    from fastapi.testclient import TestClient
-
-    from crmsync.api.app import create_app
-    from crmsync.config import Settings
-    from tests.unit.api.conftest import login
-
     connected.add_mailbox("ann")
     _crm_email(connected)
     connected.deliver(

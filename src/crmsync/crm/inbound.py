@@ -78,6 +78,7 @@ class InboundEmail:
     parties: list[PartyRow] = field(default_factory=list)
     attachments: list[AttachmentRow] = field(default_factory=list)
     queue_id: uuid.UUID | None = None
+    defects: tuple[str, ...] = ()  # the parser's, for Email.parse_defects
 
 
 def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, str]]) -> None:
@@ -132,6 +133,7 @@ def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, 
                 "correlation_method": inbound.correlation_method,
                 "delivery_attempts": 0,
                 "raw_sha256": raw_sha256,
+                "parse_defects": list(inbound.defects),
             }
         )
         parties.extend(
@@ -221,6 +223,7 @@ def store_email(
         tracking_token=inbound.tracking_token,
         correlation_method=inbound.correlation_method,
         raw_sha256=raw_sha256,
+        parse_defects=list(inbound.defects),
     )
     email.parties = [
         ActivityParty(

@@ -331,6 +331,7 @@ def decide_message(
         parties=_party_rows(parsed, gathered.matches, ctx),
         attachments=attachments,
         queue_id=ctx.queue_id,
+        defects=parsed.defects,
     )
     return Decision(
         reason,

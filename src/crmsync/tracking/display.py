@@ -20,13 +20,32 @@ import html
 import nh3
 
 from crmsync.tracking.htmlscan import too_complex
+from crmsync.tracking.htmltext import html_to_text
 from crmsync.tracking.parse import ParsedMessage
 
-__all__ = ["display_html"]
+__all__ = ["display_html", "safe_html", "text_as_html"]
+
+
+def safe_html(untrusted: str) -> str:
+    """Any HTML made safe to show: the one sanitizer for every description displayed.
+
+    Emails' descriptions are sanitized when they are tracked; descriptions written through
+    the API are stored as given, so pages pass every description through this when they
+    render it. ``<p onclick=x>Hi</p>`` → ``<p>Hi</p>``; HTML too complex for nh3 to clean
+    quickly is shown as its escaped text.
+    """
+    if too_complex(untrusted) is not None:
+        return text_as_html(html_to_text(untrusted))
+    return nh3.clean(untrusted)
+
+
+def text_as_html(text: str) -> str:
+    """``a<b\\nc`` → ``a&lt;b<br>\\nc``."""
+    return "<br>\n".join(html.escape(line) for line in text.splitlines())
 
 
 def display_html(parsed: ParsedMessage) -> str:
-    """``<p onclick=x>Hi</p>`` → ``<p>Hi</p>``; text ``a<b\\nc`` → ``a&lt;b<br>\\nc``."""
+    """What a tracked email shows: its HTML body made safe, else its text body escaped."""
     if parsed.html_body and too_complex(parsed.html_body) is None:
         return nh3.clean(parsed.html_body)
-    return "<br>\n".join(html.escape(line) for line in parsed.text_body.splitlines())
+    return text_as_html(parsed.text_body)

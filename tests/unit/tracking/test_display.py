@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from crmsync.tracking.display import display_html
+from crmsync.tracking.display import display_html, safe_html
 from crmsync.tracking.htmlscan import MAX_DEPTH
 from crmsync.tracking.parse import ParsedMessage, parse_message
 
@@ -64,3 +64,27 @@ def test_a_text_alternative_is_what_is_shown_instead() -> None:
     parsed = ParsedMessage(html_body="<div>" * 50_000, text_body="the <text> part")
 
     assert display_html(parsed) == "the &lt;text&gt; part"
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ('<img src=x onerror="alert(1)">', '<img src="x">'),
+        ('<a href="javascript:alert(1)">x</a>', '<a rel="noopener noreferrer">x</a>'),
+        ("<script>alert(1)</script>after", "after"),
+        ("<iframe src=//evil.example></iframe>ok", "ok"),
+        ("1 < 2 & 3", "1 &lt; 2 &amp; 3"),
+    ],
+)
+def test_descriptions_written_through_the_api_are_made_safe(written: str, shown: str) -> None:
+    assert safe_html(written) == shown
+
+
+def test_a_description_too_complex_to_sanitize_is_shown_as_text() -> None:
+    written = "<div>" * 50_000 + "<script>x()</script>deep" + "</div>" * 50_000
+    started = time.monotonic()
+    shown = safe_html(written)
+    assert time.monotonic() - started < SECONDS
+    assert "<div>" not in shown
+    assert "<script>" not in shown
+    assert "deep" in shown

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from crmsync.api.deps import CurrentPrincipal, SessionDep
@@ -34,6 +34,10 @@ class TrackingExplanation(BaseModel):
     email_id: uuid.UUID
     correlation_method: CorrelationMethod
     sightings: list[Sighting]
+    parse_defects: list[str] = Field(
+        description="What the parser could not read as written (an unknown charset, a "
+        "header cut at its limit, HTML shown as text); the raw message is kept."
+    )
 
 
 @router.get("/emails/{email_id}/tracking", response_model=TrackingExplanation)
@@ -51,6 +55,7 @@ def explain_tracking(
     return TrackingExplanation(
         email_id=email.id,
         correlation_method=email.correlation_method,
+        parse_defects=list(email.parse_defects or []),
         sightings=[
             Sighting(
                 mailbox_id=row.mailbox_id,

@@ -123,6 +123,9 @@ class EmailPublic(ActivityPublic):
     tracking_token: str | None
     correlation_method: CorrelationMethod
     delivery_attempts: int
+    parse_defects: list[str] = Field(
+        description="What the parser could not read as written; the raw message is kept."
+    )
 
 
 class AppointmentPublic(ActivityPublic):

@@ -15,7 +15,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crmsync.crm.db import Base, IdMixin, TimestampMixin, utcnow
@@ -91,6 +101,10 @@ class Email(Activity):
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     body_text: Mapped[str] = mapped_column(Text, default="")
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    # What the parser could not read as written (an unknown charset, a header cut short at
+    # its limit, HTML shown as text): one line each, naming headers and parts, never
+    # content. The raw message is kept, so it can be parsed again once that improves.
+    parse_defects: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
     # Outgoing email (crmsync.sync.outgoing, crmsync.crm.outbound): the mailbox that sends
     # it, the tracked email it answers, when to try again, which worker holds it while it
