@@ -6,6 +6,7 @@ deliver mail and run a sync pass. Runs on SQLite and PostgreSQL (the ``store`` f
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -13,8 +14,11 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.api.app import create_app
+from crmsync.config import Settings
 from crmsync.crm import directory, mailboxes, profiles
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.models import Mailbox, User
@@ -26,6 +30,7 @@ from crmsync.sync.check_enable import check_and_enable
 from crmsync.sync.incoming import IncomingOptions, IncomingReport, sync_incoming
 from tests.conftest import Org
 from tests.servers import DovecotServer, MailUser, SmtpServer
+from tests.unit.api.conftest import login
 
 
 @dataclass
@@ -197,3 +202,17 @@ def connected(store: Store, org: Org, dovecot: DovecotServer, smtp_server: SmtpS
         )
         profile_id = profile.id
     return Connected(org, store, box, dovecot, smtp_server, profile_id, secret_key=key)
+
+
+@pytest.fixture
+def client(store: Store, org: Org) -> Iterator[TestClient]:
+    """The API on the test store, with a key of its own for the credentials it is given."""
+    box = SecretBox([SecretBox.generate_key()])
+    app = create_app(Settings(data_dir=store.blobs.root.parent), store, box)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin(client: TestClient) -> dict[str, str]:
+    return login(client, "admin-acme", "admin-password")

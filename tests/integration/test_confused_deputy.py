@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from crmsync.api.app import create_app
-from crmsync.config import Settings
-from crmsync.crm.secrets import SecretBox
-from crmsync.crm.store import Store
-from tests.conftest import Org
 from tests.servers import DovecotServer, MailUser
 from tests.unit.api.conftest import login
 
 pytestmark = pytest.mark.integration
 API = "/api/v1"
-
-
-@pytest.fixture
-def client(store: Store, org: Org) -> Iterator[TestClient]:
-    box = SecretBox([SecretBox.generate_key()])
-    app = create_app(Settings(data_dir=store.blobs.root.parent), store, box)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def _logins_of(dovecot: DovecotServer, user: MailUser) -> int:

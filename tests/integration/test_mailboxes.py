@@ -8,35 +8,16 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from crmsync.api.app import create_app
-from crmsync.config import Settings
-from crmsync.crm.secrets import SecretBox
-from crmsync.crm.store import Store
-from tests.conftest import Org
 from tests.servers import DovecotServer, MailUser, SmtpServer
 from tests.unit.api.conftest import login
 
 pytestmark = pytest.mark.integration
 API = "/api/v1"
-
-
-@pytest.fixture
-def client(store: Store, org: Org) -> Iterator[TestClient]:
-    box = SecretBox([SecretBox.generate_key()])
-    app = create_app(Settings(data_dir=store.blobs.root.parent), store, box)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def admin(client: TestClient) -> dict[str, str]:
-    return login(client, "admin-acme", "admin-password")
 
 
 def _ca(dovecot: DovecotServer) -> str:
