@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="The same for routes that take file uploads (api.limits.upload_route).",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The https:// address people reach this instance at, when a proxy "
+        "stands in front of it: the Outlook add-in manifest names it.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins (scheme://host[:port]) besides the server's own whose pages "
