@@ -1,4 +1,9 @@
-"""Setting up and running: init, serve, db, user, token."""
+"""Setting up and running: init, serve, db, user, token.
+
+Only ``init`` and ``db upgrade`` may create a database; every other command opens an
+existing one (``common.open_store``). A password given is never printed; a generated one
+and a new API token are printed once, and only their hashes are kept.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import sys
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from crmsync.cli.common import (
@@ -16,6 +20,7 @@ from crmsync.cli.common import (
     app,
     err,
     fail,
+    find_one,
     find_user,
     open_store,
     operator_principal,
@@ -143,17 +148,10 @@ def user_add(
     secret = read_secret(password, "CRMSYNC_USER_PASSWORD", "Password") or None
     try:
         with store.transaction() as session:
-            roles = []
-            for name in role or []:
-                found = session.scalar(
-                    select(SecurityRole).where(
-                        SecurityRole.organisation_id == principal.organisation_id,
-                        SecurityRole.name == name,
-                    )
-                )
-                if found is None:
-                    fail(f"no security role named {name!r}")
-                roles.append(found.id)
+            roles = [
+                find_one(session, principal, SecurityRole, name, "security role").id
+                for name in role or []
+            ]
             user = create_user(
                 session,
                 principal,

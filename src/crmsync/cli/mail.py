@@ -1,4 +1,9 @@
-"""Connecting mail systems: profiles, mailboxes, approval, Test & Enable, alerts, secrets."""
+"""Connecting mail systems: profiles, mailboxes, approval, Test & Enable, alerts, secrets.
+
+What a typed mailbox or profile names is decided in one place (``common.find_*``), never
+by a query of its own here. Passwords and keys are never echoed; tables show a channel's
+state, not its credentials.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from crmsync.cli.common import (
-    AS_USER_HELP,
+    AsUser,
     acting_principal,
     app,
-    err,
     fail,
+    find_mailboxes,
+    find_one,
     open_store,
     out,
+    progress,
     read_secret,
     secret_box,
     settings,
 )
-from crmsync.crm import access, alerts, mailboxes, profiles
-from crmsync.crm.access import Principal
+from crmsync.crm import alerts, mailboxes, profiles
 from crmsync.crm.errors import CrmError
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxTest
 from crmsync.crm.secrets import (
@@ -39,6 +44,7 @@ from crmsync.crm.secrets import (
 from crmsync.crm.store import Store
 from crmsync.crm.types import (
     Approval,
+    Channel,
     ConnectionSecurity,
     CredentialScope,
     IncomingMethod,
@@ -57,8 +63,6 @@ secrets_app = typer.Typer(no_args_is_help=True, help="Encryption of stored crede
 app.add_typer(profile_app, name="profile")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(secrets_app, name="secrets")
-
-AsUser = Annotated[str | None, typer.Option("--as", help=AS_USER_HELP)]
 
 
 @profile_app.command("add")
@@ -138,60 +142,45 @@ def _where(host: str | None, port: int | None, security: ConnectionSecurity) -> 
     return f"{host}:{port} {security.value}" if host else ""
 
 
-def _find_mailboxes(session: Any, principal: Principal, selectors: list[str]) -> list[Mailbox]:
-    """Mailboxes by id, email address or name; every visible one for ``all``."""
-    query = select(Mailbox).where(access.visible(Mailbox, principal))
-    if selectors != ["all"]:
-        query = query.where(
-            or_(
-                Mailbox.email_address.in_(selectors),
-                Mailbox.name.in_(selectors),
-                *[Mailbox.id == _uuid(s) for s in selectors if _uuid(s)],
-            )
-        )
-    found = list(session.scalars(query.order_by(Mailbox.name)))
-    if not found:
-        fail(f"no mailbox matches {', '.join(selectors)}")
-    return found
-
-
-def _uuid(text: str) -> Any:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
-
-
 @mailbox_app.command("list")
 def mailbox_list(
     approval: Annotated[Approval | None, typer.Option(help="Only this approval state.")] = None,
 ) -> None:
     """List mailboxes with their approval and channel health."""
     store = open_store(settings())
-    table = Table("mailbox", "address", "profile", "approval", "incoming", "outgoing", "act")
+    # One list gives both the channel headings and the cells under them, so they cannot
+    # come out in different orders.
+    channels = list(Channel)
+    table = Table("mailbox", "address", "profile", "approval", *(c.value for c in channels))
     with store.transaction() as session:
         query = select(Mailbox).order_by(Mailbox.name)
         if approval is not None:
             query = query.where(Mailbox.approval == approval)
         for mailbox in session.scalars(query):
-            cells = []
-            for channel in mailbox.channels:
-                state = "on" if channel.enabled else "off"
-                cells.append(f"{state} {channel.status.value} {channel.last_error_code or ''}")
             table.add_row(
                 mailbox.name,
                 mailbox.email_address or "",
                 mailbox.profile.name if mailbox.profile else "",
                 mailbox.approval.value,
-                *cells,
+                *(_channel_state(mailbox, which) for which in channels),
             )
     out.print(table)
+
+
+def _channel_state(mailbox: Mailbox, which: Channel) -> str:
+    """``on success``, ``off failure AUTH_FAILED``; empty if the mailbox lacks the channel."""
+    try:
+        channel = mailbox.channel(which)
+    except LookupError:
+        return ""
+    state = "on" if channel.enabled else "off"
+    return " ".join(filter(None, (state, channel.status.value, channel.last_error_code)))
 
 
 @mailbox_app.command("set")
 def mailbox_set(
     selector: Annotated[str, typer.Argument(help="Mailbox id, address or name.")],
-    profile: Annotated[str | None, typer.Option(help="Profile name.")] = None,
+    profile: Annotated[str | None, typer.Option(help="Profile name or id.")] = None,
     email: Annotated[str | None, typer.Option(help="Email address.")] = None,
     username: Annotated[str | None, typer.Option(help="Login, if not the address.")] = None,
     password: Annotated[
@@ -225,17 +214,10 @@ def mailbox_set(
         values["password"] = secret or os.environ["CRMSYNC_MAILBOX_PASSWORD"]
     try:
         with store.transaction() as session:
-            (mailbox,) = _find_mailboxes(session, principal, [selector])[:1]
+            mailbox = find_one(session, principal, Mailbox, selector, "mailbox")
             if profile is not None:
-                found = session.scalar(
-                    select(EmailServerProfile).where(
-                        EmailServerProfile.organisation_id == principal.organisation_id,
-                        EmailServerProfile.name == profile,
-                    )
-                )
-                if found is None:
-                    fail(f"no profile named {profile!r}")
-                values["profile_id"] = found.id
+                chosen = find_one(session, principal, EmailServerProfile, profile, "profile")
+                values["profile_id"] = chosen.id
             mailboxes.update_mailbox(session, principal, mailbox, values, secret_box(config))
             name = mailbox.name
     except CrmError as exc:
@@ -248,7 +230,7 @@ def _set_approval(selectors: list[str], approval: Approval, as_user: str | None)
     principal = acting_principal(store, as_user)
     try:
         with store.transaction() as session:
-            chosen = _find_mailboxes(session, principal, selectors)
+            chosen = find_mailboxes(session, principal, selectors)
             for mailbox in chosen:
                 mailboxes.set_approval(session, principal, mailbox, approval)
     except CrmError as exc:
@@ -298,30 +280,24 @@ def _chosen_for_work(
     principal = acting_principal(store, as_user)
     try:
         with store.transaction() as session:
-            chosen = [(m.id, m.name) for m in _find_mailboxes(session, principal, selectors)]
-            for mailbox_id, _ in chosen:
-                mailboxes.get_mailbox(session, principal, mailbox_id, Privilege.WRITE)
+            found = find_mailboxes(session, principal, selectors, Privilege.WRITE)
+            chosen = [(mailbox.id, mailbox.name) for mailbox in found]
     except CrmError as exc:
         fail(exc.detail)
     return store, box, chosen
-
-
-def _progress() -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    return Progress(*columns, TimeElapsedColumn(), console=err, transient=True)
 
 
 def _run_checks(
     store: Store, box: SecretBox, chosen: list[tuple[Any, str]], parallel: int
 ) -> list[tuple[str, MailboxTest]]:
     runs: list[tuple[str, MailboxTest]] = []
-    with _progress() as progress:
-        task = progress.add_task("Test & Enable", total=len(chosen))
+    with progress() as bar:
+        task = bar.add_task("Test & Enable", total=len(chosen))
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             futures = {pool.submit(check_and_enable, store, box, mid): name for mid, name in chosen}
             for future in as_completed(futures):
                 runs.append((futures[future], future.result()))
-                progress.advance(task)
+                bar.advance(task)
     return sorted(runs, key=lambda run: run[0])
 
 
@@ -352,8 +328,10 @@ def alerts_list(
     principal = acting_principal(store, as_user)
     table = Table("when", "severity", "mailbox", "code", "title", "what to do")
     with store.transaction() as session:
-        mailbox_id = _find_mailboxes(session, principal, [mailbox])[0].id if mailbox else None
-        page = alerts.visible_alerts(session, principal, mailbox_id=mailbox_id, limit=100)
+        only = find_one(session, principal, Mailbox, mailbox, "mailbox") if mailbox else None
+        page = alerts.visible_alerts(
+            session, principal, mailbox_id=only.id if only else None, limit=100
+        )
         names = {m.id: m.name for m in session.scalars(select(Mailbox))}
         for alert in page.items:
             table.add_row(
@@ -410,12 +388,12 @@ def sync_once(
     options = IncomingOptions(batch_messages=batch)
     table = Table("mailbox", "result", "messages", "tracked", "failed", "detail")
     failed = 0
-    with _progress() as progress:
-        task = progress.add_task("Incoming email", total=len(chosen))
+    with progress() as bar:
+        task = bar.add_task("Incoming email", total=len(chosen))
         for mailbox_id, name in chosen:
-            progress.update(task, description=f"Incoming email: {name}")
+            bar.update(task, description=f"Incoming email: {name}")
             report = sync_incoming(store, box, mailbox_id, options)
-            progress.advance(task)
+            bar.advance(task)
             if not report.ran:
                 table.add_row(name, "skipped", "", "", "", report.why_not)
                 continue

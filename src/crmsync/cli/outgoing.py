@@ -4,31 +4,35 @@
                                                       email, a progress bar per email
     crmsync send sent-copies PROFILE on|off           append copies to Sent, or not
 
-Exit codes as every command: 0 done, 1 a mailbox failed (the table says why).
+Exit codes as every command: 0 done, 1 a mailbox failed (the table says why). This module
+only chooses mailboxes and reports: sending, retrying and the never-twice rule are
+``sync/outgoing``'s.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import or_, select
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crmsync.cli.common import (
-    AS_USER_HELP,
+    AsUser,
     acting_principal,
     app,
-    err,
     fail,
+    find_mailboxes,
+    find_one,
     open_store,
     out,
+    progress,
     secret_box,
     settings,
 )
-from crmsync.crm import access, mailboxes, profiles
+from crmsync.crm import access, profiles
 from crmsync.crm.access import Principal
 from crmsync.crm.errors import CrmError
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
@@ -39,35 +43,18 @@ from crmsync.sync.outgoing_decide import Verdict
 send_app = typer.Typer(no_args_is_help=True, help="Outgoing email: send queued CRM email.")
 app.add_typer(send_app, name="send")
 
-AsUser = Annotated[str | None, typer.Option("--as", help=AS_USER_HELP)]
 
-
-def _uuid(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
-
-
-def _chosen(session: Any, principal: Principal, selectors: list[str] | None) -> list[Mailbox]:
-    """The named mailboxes (id, address or name), else every one with queued email."""
-    query = select(Mailbox).where(access.visible(Mailbox, principal))
+def _chosen(session: Session, principal: Principal, selectors: list[str] | None) -> list[Mailbox]:
+    """The named mailboxes (id, address or name), else every one with queued email; each
+    must let the principal write (send as it)."""
     if selectors:
-        ids = [found for found in (_uuid(s) for s in selectors) if found is not None]
-        query = query.where(
-            or_(
-                Mailbox.email_address.in_(selectors),
-                Mailbox.name.in_(selectors),
-                Mailbox.id.in_(ids),
-            )
-        )
-    else:
-        query = query.where(Mailbox.id.in_(list(pending_by_mailbox(session))))
+        return find_mailboxes(session, principal, selectors, Privilege.WRITE)
+    query = select(Mailbox).where(
+        access.visible(Mailbox, principal), Mailbox.id.in_(list(pending_by_mailbox(session)))
+    )
     chosen = list(session.scalars(query.order_by(Mailbox.name)))
-    if selectors and not chosen:
-        fail(f"no mailbox matches {', '.join(selectors)}")
     for mailbox in chosen:
-        mailboxes.get_mailbox(session, principal, mailbox.id, Privilege.WRITE)
+        access.require(session, principal, mailbox, Privilege.WRITE)
     return chosen
 
 
@@ -112,17 +99,16 @@ def send_once(
         "mailbox", "result", "sent", "retrying", "failed", "found/uncertain", "copies", "detail"
     )
     failed = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
+    with progress() as bar:
         total = sum(min(limit, waiting.get(mailbox_id, 0)) for mailbox_id, _ in chosen)
-        task = progress.add_task("Outgoing email", total=total)
+        task = bar.add_task("Outgoing email", total=total)
 
         def advance(_email_id: uuid.UUID, _verdict: Verdict) -> None:
-            progress.advance(task)
+            bar.advance(task)
 
         options = OutgoingOptions(max_emails=limit, on_email=advance)
         for mailbox_id, name in chosen:
-            progress.update(task, description=f"Outgoing email: {name}")
+            bar.update(task, description=f"Outgoing email: {name}")
             report = sync_outgoing(store, box, mailbox_id, options)
             failed += report.error is not None
             table.add_row(*_row(name, report))
@@ -133,7 +119,7 @@ def send_once(
 
 @send_app.command("sent-copies")
 def sent_copies(
-    profile: Annotated[str, typer.Argument(help="Profile name.")],
+    profile: Annotated[str, typer.Argument(help="Profile name or id.")],
     state: Annotated[str, typer.Argument(help="on or off.")],
     as_user: AsUser = None,
 ) -> None:
@@ -146,14 +132,7 @@ def sent_copies(
     principal = acting_principal(store, as_user)
     try:
         with store.transaction() as session:
-            found = session.scalar(
-                select(EmailServerProfile).where(
-                    EmailServerProfile.organisation_id == principal.organisation_id,
-                    EmailServerProfile.name == profile,
-                )
-            )
-            if found is None:
-                fail(f"no profile named {profile!r}")
+            found = find_one(session, principal, EmailServerProfile, profile, "profile")
             values = {"save_sent_copy": state == "on"}
             profiles.update_profile(session, principal, found, values, secret_box(config))
     except CrmError as exc:
