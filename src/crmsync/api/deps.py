@@ -5,13 +5,20 @@ sessions) or the ``crmsync_session`` cookie the web UI gets at login — on an u
 request, the cookie counts only once the CSRF check has passed (``get_caller_token``,
 csrf.py).
 
+Which tokens a route accepts follows from the dependency it takes (the kinds are
+crm/auth.py's): ``CurrentUser``, ``CurrentPrincipal`` and ``BriefPrincipal`` accept API
+tokens and login sessions, and refuse side panel tokens (403 TOKEN_OUT_OF_SCOPE);
+``PanelUser`` and ``PanelPrincipal`` accept those and panel tokens too — for the panel's
+routes (api/routes/panel.py), and for any web page or route the side panel calls.
+
 The session commits once, after the route returns without error and its answer is
 serialized, and *before* a byte of the answer is sent: a client that got a 2xx can rely
 on the next request seeing what it did. A commit that fails is a 500 problem
 (COMMIT_FAILED), never the 2xx the route had prepared.
 
 Must never let a route's answer go out before its transaction has committed, nor
-authenticate by the cookie other than through ``get_caller_token``.
+authenticate by the cookie other than through ``get_caller_token``, nor accept a panel
+token outside ``PanelUser``/``PanelPrincipal``.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from crmsync.api.credentials import SESSION_COOKIE as SESSION_COOKIE  # routes i
 from crmsync.api.credentials import bearer_token
 from crmsync.config import Settings
 from crmsync.crm.access import Principal, load_principal
-from crmsync.crm.auth import authenticate_token
+from crmsync.crm.auth import GENERAL_KINDS, PANEL_KINDS, authenticate_token
 from crmsync.crm.errors import AuthenticationFailed, CrmError
 from crmsync.crm.models.org import User
 from crmsync.crm.secrets import SecretBox
@@ -98,10 +105,14 @@ async def get_caller_token(request: Request) -> str | None:
 CallerToken = Annotated[str | None, Depends(get_caller_token)]
 
 
-def get_current_user(token: CallerToken, session: SessionDep) -> User:
+def _required(token: str | None) -> str:
     if not token:
         raise AuthenticationFailed("Log in or send an API token (Authorization: Bearer ...)")
-    return authenticate_token(session, token)
+    return token
+
+
+def get_current_user(token: CallerToken, session: SessionDep) -> User:
+    return authenticate_token(session, _required(token), kinds=GENERAL_KINDS)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -120,13 +131,27 @@ def get_principal_briefly(token: CallerToken, store: StoreDep) -> Principal:
     For routes that talk to mail servers: no database transaction may stay open across
     network I/O.
     """
-    if not token:
-        raise AuthenticationFailed("Log in or send an API token (Authorization: Bearer ...)")
+    caller = _required(token)
     with store.transaction() as session:
-        return load_principal(authenticate_token(session, token))
+        return load_principal(authenticate_token(session, caller, kinds=GENERAL_KINDS))
 
 
 BriefPrincipal = Annotated[Principal, Depends(get_principal_briefly)]
+
+
+def get_panel_user(token: CallerToken, session: SessionDep) -> User:
+    """The caller, for the side panel's routes: a panel token, an API token or a session."""
+    return authenticate_token(session, _required(token), kinds=PANEL_KINDS)
+
+
+PanelUser = Annotated[User, Depends(get_panel_user)]
+
+
+def get_panel_principal(user: PanelUser) -> Principal:
+    return load_principal(user)
+
+
+PanelPrincipal = Annotated[Principal, Depends(get_panel_principal)]
 
 
 def get_secret_box(request: Request) -> SecretBox:

@@ -4,7 +4,14 @@ Passwords are hashed with argon2id (argon2-cffi). API tokens are ``crms_`` plus 
 bits; only their SHA-256 is stored, with a short prefix so people can tell tokens apart.
 A token is shown once, when created, and never again.
 
-Must never log, store or return a password or a token in clear.
+Which kinds of token a route accepts is decided here, in ``authenticate_token``, and
+nowhere else: ``GENERAL_KINDS`` (API tokens and login sessions) for every route,
+``PANEL_KINDS`` (those and side panel tokens) for the panel's routes. A panel token
+anywhere else is ``TokenOutOfScope`` (403); a connect code (crm/connect.py) is never a
+credential and is refused as an unknown token (401).
+
+Must never log, store or return a password or a token in clear, and never let a token
+authenticate a route its kind is not meant for.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -26,6 +34,21 @@ from crmsync.crm.types import TokenKind
 
 TOKEN_PREFIX = "crms_"  # noqa: S105 - a public marker, not a secret
 _hasher = PasswordHasher()
+
+# What every route accepts, and what the side panel's routes accept besides.
+GENERAL_KINDS: frozenset[TokenKind] = frozenset({TokenKind.API, TokenKind.SESSION})
+PANEL_KINDS: frozenset[TokenKind] = GENERAL_KINDS | {TokenKind.PANEL}
+
+
+class TokenOutOfScope(AuthenticationFailed):
+    """A valid token of a kind this route does not accept (a panel token off the panel).
+
+    An AuthenticationFailed, so whoever handles a failed authentication handles it (a web
+    page sends the browser to log in), but 403: the token is good, only not here.
+    """
+
+    code = "TOKEN_OUT_OF_SCOPE"
+    status = 403
 
 
 def hash_password(password: str) -> str:
@@ -68,15 +91,36 @@ def issue_token(
     return row, clear
 
 
-def authenticate_token(session: Session, token: str, now: datetime | None = None) -> User:
-    """The active user a valid, unexpired, unrevoked token belongs to."""
+def authenticate_token(
+    session: Session,
+    token: str,
+    now: datetime | None = None,
+    *,
+    kinds: Collection[TokenKind] = GENERAL_KINDS,
+) -> User:
+    """The active user a valid, unexpired, unrevoked token of one of ``kinds`` belongs to.
+
+    An unknown, expired or revoked token, or a connect code, is AuthenticationFailed (401);
+    a valid token of another kind is TokenOutOfScope (403), so a panel whose token was
+    sent to the wrong route learns why.
+    """
     now = now or utcnow()
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest_token(token)))
-    if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
+    if (
+        row is None
+        or row.revoked
+        or (row.expires_at is not None and row.expires_at <= now)
+        # Connect codes are never credentials, and look like no token at all.
+        or row.kind is TokenKind.CONNECT_CODE
+    ):
         raise AuthenticationFailed("Invalid or expired token")
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise AuthenticationFailed("Invalid or expired token")
+    if row.kind not in kinds:
+        if row.kind is TokenKind.PANEL:
+            raise TokenOutOfScope("Panel tokens work only with the side panel (/api/v1/panel/...)")
+        raise TokenOutOfScope(f"A {row.kind.value} token does not work here")
     # Recording use at most once a minute keeps reads from turning into writes.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now

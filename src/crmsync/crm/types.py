@@ -197,8 +197,14 @@ class AlertSeverity(enum.StrEnum):
 
 
 class TokenKind(enum.StrEnum):
-    API = "api"
-    SESSION = "session"
+    """What an ``ApiToken`` row is; which kinds a route accepts is crm/auth.py's to say."""
+
+    API = "api"  # a person's long-lived token for scripts: every API route
+    SESSION = "session"  # a web login: every API route
+    PANEL = "panel"  # the side panel's token: the panel routes (/api/v1/panel/...) only
+    # A one-time code typed into the side panel and exchanged for a PANEL token
+    # (crm/connect.py). It authenticates nothing.
+    CONNECT_CODE = "connect_code"
 
 
 def db_enum(enum_class: type[enum.Enum], length: int = 32) -> SAEnum:
