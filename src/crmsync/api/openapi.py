@@ -44,7 +44,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from crmsync.api import csrf, deps
 from crmsync.api.problems import PROBLEM_JSON, problem_json_schema
-from crmsync.api.routes import auth
+from crmsync.api.routes import auth, panel
 
 REF = "#/components/schemas/"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -52,11 +52,13 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Dependencies that find the caller; a route that depends on one, at any depth, needs
 # credentials and answers 401 without them.
 AUTHENTICATING: frozenset[Callable[..., Any]] = frozenset(
-    {deps.get_current_user, deps.get_principal_briefly}
+    {deps.get_current_user, deps.get_principal_briefly, deps.get_panel_user}
 )
-# Routes that check a password themselves: 401 when it is wrong, and 429 with Retry-After
-# after too many failures (crm/throttle.py).
-CHECK_PASSWORDS: frozenset[Callable[..., Any]] = frozenset({auth.login})
+# Routes that check a secret themselves — a password, a side panel's connect code: 401
+# when it is wrong, and 429 with Retry-After after too many failures (crm/throttle.py).
+CHECK_PASSWORDS: frozenset[Callable[..., Any]] = frozenset(
+    {auth.login, panel.exchange_connect_code}
+)
 
 BEARER = "bearer"
 SESSION_COOKIE = "session"
@@ -67,7 +69,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "bearerFormat": "crms_…",
         "description": "An API token (`crmsync token create`, POST /api/v1/tokens) or the "
         "session token that POST /api/v1/auth/login answers: "
-        "`Authorization: Bearer crms_…`.",
+        "`Authorization: Bearer crms_…`. A side panel token (POST /api/v1/panel/tokens) "
+        "works only on /api/v1/panel/...; elsewhere it is 403 TOKEN_OUT_OF_SCOPE.",
     },
     SESSION_COOKIE: {
         "type": "apiKey",
@@ -95,11 +98,13 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("BAD_REQUEST: the body could not be read as text (it is not UTF-8).", {}),
     401: (
         "AUTHENTICATION_FAILED: no credentials, a token that is unknown, expired or "
-        "revoked, or (login) a wrong username or password.",
+        "revoked, or (login) a wrong username or password; CONNECT_CODE_INVALID: a side "
+        "panel's connect code that is unknown, used or expired.",
         {"WWW-Authenticate": _WWW_AUTHENTICATE},
     ),
     403: (
-        "FORBIDDEN: the caller lacks the privilege; or CSRF_FAILED (with `reason`): a "
+        "FORBIDDEN: the caller lacks the privilege; TOKEN_OUT_OF_SCOPE: a side panel "
+        "token used outside /api/v1/panel/...; or CSRF_FAILED (with `reason`): a "
         "request authenticated by the session cookie that failed the cross-site check.",
         {},
     ),
@@ -112,8 +117,8 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
         {},
     ),
     429: (
-        "TOO_MANY_ATTEMPTS: too many failed logins for this account or address; try "
-        "again after `retry_after` seconds.",
+        "TOO_MANY_ATTEMPTS: too many failed logins (or connect codes) for this account "
+        "or address; try again after `retry_after` seconds.",
         {"Retry-After": _RETRY_AFTER},
     ),
     500: ("INTERNAL_ERROR or COMMIT_FAILED: nothing the request did was saved.", {}),

@@ -17,8 +17,9 @@ A code is 8 characters of Crockford's base32 (``0-9 A-Z`` without ``I L O U``), 
 case, spaces, dashes, ``O`` for ``0`` and ``I``/``L`` for ``1``. 40 bits are not a
 password: they are safe because a code lives ``CODE_LIFETIME``, is deleted by its first
 use, and guessing is throttled per client address (``code_guess_key``, crm/throttle.py)
-before a code is looked at. At ``CODE_POLICY``'s pace one address gets about 40 guesses
-in a code's lifetime, against 2**40 values. Each user has at most ``LIVE_CODES_PER_USER``
+before a code is looked at. At ``CODE_POLICY``'s pace one address gets fewer than 20
+guesses in a code's lifetime (10 free, then waits of 1, 2, 4 … seconds) and four an hour
+once the wait reaches its 15-minute cap, against 2**40 values. Each user has at most ``LIVE_CODES_PER_USER``
 live codes, so one person cannot widen the target either.
 
 Must never store or log a code or a token in clear, never let a code be used twice, and
