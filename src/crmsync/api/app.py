@@ -2,7 +2,9 @@
 
 ``create_app(settings, store)`` wires routes, error handlers and state, so tests build
 apps on throwaway databases freely; ``crmsync serve`` adds the embedded sync engine
-(``run_sync=True``), which starts and stops with the app. OpenAPI is served at /docs.
+(``run_sync=True``), which starts and stops with the app. The web app (pages, /docs
+and /redoc served offline from the package, /static) is added last by
+``web.app.install_web``; the OpenAPI document is at /api/v1/openapi.json.
 
 Every request passes, in this order: the body size limit (limits.py, before any byte of
 the body is read); the refusal of unsafe requests from foreign pages (csrf.py, the first
@@ -28,6 +30,7 @@ from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 from crmsync.runtime.embedded import EmbeddedRuntime
+from crmsync.web.app import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -61,7 +64,8 @@ def create_app(
         version=__version__,
         description="Server-side synchronization between mail systems and the CRM.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
+        # web/docs.py serves both from the package: FastAPI's load them from a CDN.
+        docs_url=None,
         redoc_url=None,
         dependencies=[Depends(csrf.check_request)],
     )
@@ -86,4 +90,6 @@ def create_app(
     limits.install(
         app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
+    # Last: it wraps the error handlers above, and its headers middleware is outermost.
+    install_web(app, settings)
     return app
