@@ -19,8 +19,8 @@ password: they are safe because a code lives ``CODE_LIFETIME``, is deleted by it
 use, and guessing is throttled per client address (``code_guess_key``, crm/throttle.py)
 before a code is looked at. At ``CODE_POLICY``'s pace one address gets fewer than 20
 guesses in a code's lifetime (10 free, then waits of 1, 2, 4 … seconds) and four an hour
-once the wait reaches its 15-minute cap, against 2**40 values. Each user has at most ``LIVE_CODES_PER_USER``
-live codes, so one person cannot widen the target either.
+once the wait reaches its 15-minute cap, against 2**40 values. Each user has at most
+``LIVE_CODES_PER_USER`` live codes, so one person cannot widen the target either.
 
 Must never store or log a code or a token in clear, never let a code be used twice, and
 never accept a code past its expiry.
