@@ -8,7 +8,8 @@ talks to a mail server.
 
 "One message, one activity" is a database constraint (``email_keys``): when two
 mailboxes store the same message at the same time, one insert wins and the other links
-to the winner's activity.
+to the winner's activity. A key with no activity is a message a person untracked: it is
+never stored again (``MessageUntracked``) unless a person tracks it by hand.
 """
 
 from __future__ import annotations
@@ -79,6 +80,27 @@ class InboundEmail:
     attachments: list[AttachmentRow] = field(default_factory=list)
     queue_id: uuid.UUID | None = None
     defects: tuple[str, ...] = ()  # the parser's, for Email.parse_defects
+    # The tracked email correlation matched, for Email.correlated_with_id.
+    correlated_with: uuid.UUID | None = None
+
+
+class MessageUntracked(Exception):
+    """The message's key is a tombstone: a person untracked it; it must not come back."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def dedupe_key_of(message_id: str | None, raw_sha256: str | None) -> str | None:
+    """A message's key in ``email_keys``: its Message-ID, else a digest of its bytes.
+
+    Each recipient's copy differs in its trace headers, so the raw digest only serves
+    messages without a Message-ID (rare, and then per copy). None when there is neither.
+    """
+    if message_id:
+        return message_id
+    return f"sha256:{raw_sha256}" if raw_sha256 else None
 
 
 def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, str]]) -> None:
@@ -131,6 +153,7 @@ def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, 
                 "normalised_subject": inbound.normalised_subject[:400] or None,
                 "tracking_token": inbound.tracking_token,
                 "correlation_method": inbound.correlation_method,
+                "correlated_with_id": inbound.correlated_with,
                 "delivery_attempts": 0,
                 "raw_sha256": raw_sha256,
                 "parse_defects": list(inbound.defects),
@@ -187,14 +210,33 @@ def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, 
 
 
 def existing_email(session: Session, organisation_id: uuid.UUID, key: str) -> Email | None:
+    """The activity tracking the message with ``key``; None if none (or a tombstone)."""
     row = session.get(EmailKey, (organisation_id, key))
-    return session.get(Email, row.email_id) if row is not None else None
+    if row is None or row.email_id is None:
+        return None
+    return session.get(Email, row.email_id)
+
+
+def _still_there(session: Session, email_id: uuid.UUID | None) -> uuid.UUID | None:
+    """``email_id`` if that email exists. The batch path links to emails it planned in
+    the same batch; when it falls back to this one (another worker stored some of them
+    first) those got other ids, and a correlated email may have been deleted meanwhile:
+    the link is then left out rather than the message."""
+    if email_id is None:
+        return None
+    return session.scalar(select(Email.id).where(Email.id == email_id))
 
 
 def store_email(
     session: Session, blobs: BlobStore, inbound: InboundEmail, raw_sha256: str
 ) -> tuple[Email, bool]:
-    """The activity for ``inbound``: created, or the one another mailbox already made."""
+    """The activity for ``inbound``: created, or the one another mailbox already made.
+
+    Raises MessageUntracked when a person untracked the message meanwhile.
+    """
+    key_row = session.get(EmailKey, (inbound.organisation_id, inbound.dedupe_key))
+    if key_row is not None and key_row.email_id is None:
+        raise MessageUntracked(inbound.dedupe_key)
     found = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
     if found is not None:
         add_to_queue(session, inbound.queue_id, found.id)
@@ -222,6 +264,7 @@ def store_email(
         normalised_subject=inbound.normalised_subject[:400] or None,
         tracking_token=inbound.tracking_token,
         correlation_method=inbound.correlation_method,
+        correlated_with_id=_still_there(session, inbound.correlated_with),
         raw_sha256=raw_sha256,
         parse_defects=list(inbound.defects),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from crmsync.crm import access
@@ -34,6 +34,11 @@ RECORD_MODELS: dict[RecordType, type[CustomerRecord]] = {
     RecordType.CASE: Case,
 }
 _MODEL_BY_TABLE = {model.__table__.name: model for model in RECORD_MODELS.values()}  # type: ignore[attr-defined]
+
+
+def contact_name() -> ColumnElement[str]:
+    """A contact's full name in SQL, as ``Contact.full_name`` writes it in Python."""
+    return func.trim(Contact.first_name + " " + Contact.last_name)
 
 
 def _references(model: type[CustomerRecord]) -> dict[str, type[CustomerRecord]]:

@@ -71,6 +71,19 @@ class OrganisationSettings(BaseModel):
     alert_retention_days: int = Field(default=30, ge=1, le=3650)
 
 
+class TrackScope(StrEnum):
+    """Which incoming email to track (the owner's choice; crmsync.tracking.filters decides).
+
+    Stored as its value, so preferences written as plain strings read back unchanged.
+    """
+
+    ALL = "all"
+    REPLIES_TO_CRM = "replies_to_crm"
+    FROM_CRM_RECORDS = "from_crm_records"  # leads, contacts, accounts
+    FROM_EMAIL_ENABLED = "from_email_enabled"  # any email-enabled record: also users, queues
+    NONE = "none"
+
+
 class UnknownSenderRecord(StrEnum):
     NONE = "none"
     CONTACT = "contact"
@@ -78,13 +91,27 @@ class UnknownSenderRecord(StrEnum):
 
 
 class TrackingPreferences(BaseModel):
-    """A mailbox owner's (user's or queue's) choices about their incoming email."""
+    """A mailbox owner's (user's or queue's) choices about their incoming email.
+
+    Read and written through crmsync.crm.preferences; stored as JSON on the user or queue
+    row (``model_dump(mode="json")``), keys this version does not know kept.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    track_scope: str = Field(
-        default="replies_to_crm",
-        description="all, replies_to_crm, from_crm_records, from_email_enabled or none.",
+    track_scope: TrackScope = Field(
+        default=TrackScope.REPLIES_TO_CRM,
+        description="Which incoming email to track: all; replies_to_crm (replies to "
+        "email tracked in the CRM); from_crm_records (from leads, contacts and accounts); "
+        "from_email_enabled (from any CRM record with an address, users and queues too); "
+        "none. Replies to CRM email are tracked under every choice but none.",
     )
-    create_for_unknown_sender: UnknownSenderRecord = UnknownSenderRecord.NONE
-    leave_ambiguous_unresolved: bool = False
+    create_for_unknown_sender: UnknownSenderRecord = Field(
+        default=UnknownSenderRecord.NONE,
+        description="Create a contact or lead for a sender no record has the address of.",
+    )
+    leave_ambiguous_unresolved: bool = Field(
+        default=False,
+        description="When a recipient's address belongs to several records, leave it "
+        "unresolved rather than linking every one.",
+    )

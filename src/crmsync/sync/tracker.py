@@ -1,11 +1,13 @@
 """A batch of messages, from parsed bytes to tracked emails (or recorded reasons not to).
 
-    gather   one query per kind for the whole batch: dedupe keys already stored, known
-             emails by Message-ID / token / conversation / subject, records carrying
-             any of the batch's addresses (with their active flags)
+    gather   one query per kind for the whole batch: dedupe keys already stored (and
+             the tombstones of messages a person untracked), known emails by
+             Message-ID / token / conversation / subject, records carrying any of the
+             batch's addresses (with their active flags)
     decide   per message, in order, with crmsync.tracking: correlate → filter → parties.
              A message tracked earlier in the batch is a candidate for later ones, so a
-             thread that arrives in one batch still correlates.
+             thread that arrives in one batch still correlates. An untracked message
+             stays untracked.
     execute  crmsync.crm.inbound inserts the batch's activities in bulk
 
 Runs inside the caller's batch transaction, which holds no network connection. Batching
@@ -27,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.crm import addresses
-from crmsync.crm.inbound import AttachmentRow, InboundEmail, PartyRow
+from crmsync.crm.inbound import AttachmentRow, InboundEmail, PartyRow, dedupe_key_of
 from crmsync.crm.models.activities import ActivityParty, Email
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.models.records import Contact, Lead
@@ -39,6 +41,7 @@ from crmsync.sync.context import MailboxContext
 from crmsync.sync.prepare import Ready
 from crmsync.tracking.correlate import (
     Candidates,
+    Correlation,
     CorrelationSettings,
     KnownEmail,
     correlate,
@@ -66,6 +69,7 @@ class Decision:
 @dataclass
 class Gathered:
     existing: dict[str, uuid.UUID] = field(default_factory=dict)  # dedupe key → email
+    untracked: dict[str, str] = field(default_factory=dict)  # dedupe key → why not
     by_message_id: dict[str, KnownEmail] = field(default_factory=dict)
     by_token: dict[str, KnownEmail] = field(default_factory=dict)
     by_conversation: dict[str, list[KnownEmail]] = field(default_factory=dict)
@@ -104,9 +108,14 @@ def correlation_settings(ctx: MailboxContext) -> CorrelationSettings:
 
 
 def dedupe_key(parsed: ParsedMessage, raw_sha256: str) -> str:
-    # Each recipient's copy differs in its trace headers, so the raw hash only serves
-    # messages without a Message-ID (rare, and then per copy).
-    return parsed.message_id or f"sha256:{raw_sha256}"
+    key = dedupe_key_of(parsed.message_id, raw_sha256)
+    assert key is not None  # a digest always exists
+    return key
+
+
+def untracked_reason(name: str | None) -> str:
+    """What a mailbox's ledger says of a message a person untracked."""
+    return f"untracked by {name}" if name else "untracked by a person"
 
 
 # -- gather ------------------------------------------------------------------------------
@@ -206,11 +215,15 @@ def gather(
     in_org = Email.organisation_id == ctx.organisation_id
     for chunk in _chunks(keys):
         rows = session.execute(
-            select(EmailKey.key, EmailKey.email_id).where(
-                EmailKey.organisation_id == ctx.organisation_id, EmailKey.key.in_(chunk)
-            )
+            select(EmailKey.key, EmailKey.email_id, User.full_name, User.username)
+            .outerjoin(User, User.id == EmailKey.untracked_by_id)
+            .where(EmailKey.organisation_id == ctx.organisation_id, EmailKey.key.in_(chunk))
         )
-        gathered.existing.update({key: email_id for key, email_id in rows})
+        for key, email_id, full_name, username in rows:
+            if email_id is not None:
+                gathered.existing[key] = email_id
+            else:
+                gathered.untracked[key] = untracked_reason(full_name or username)
     wanted = [wanted_keys(parsed, settings) for parsed, _ in messages]
     message_ids = {mid for keys_ in wanted for mid in keys_.message_ids}
     tokens = {keys_.token for keys_ in wanted if keys_.token}
@@ -284,13 +297,16 @@ def decide_message(
     """Pure given ``gathered``: link, skip with a reason, or track (and how)."""
     parsed = ready.parsed
     key = dedupe_key(parsed, ready.raw_sha256)
+    if key in gathered.untracked:
+        return Decision(gathered.untracked[key])
     if key in gathered.existing:
         return Decision("already tracked from another mailbox", email_id=gathered.existing[key])
     settings = correlation_settings(ctx)
     correlation = correlate(parsed, gathered.candidates(), settings)
     sender = parsed.from_[0].address if parsed.from_ else ""
     decision = decide(
-        TrackingScope(ctx.preferences.track_scope),
+        # The same values: the owner's choice (crm) names the filter's scope (tracking).
+        TrackingScope(ctx.preferences.track_scope.value),
         correlated=correlation.match is not None,
         sender_types=sender_types(parsed, gathered.matches),
         automation=automation_reason(parsed),
@@ -298,10 +314,36 @@ def decide_message(
     )
     if not decision.track:
         return Decision(decision.reason)
+    return _track(ctx, ready, gathered, received_at, settings, correlation, decision.reason)
+
+
+def forced_decision(
+    ctx: MailboxContext, ready: Ready, gathered: Gathered, received_at: datetime, reason: str
+) -> Decision:
+    """Track the message whatever the owner's scope, the block list or automation say —
+    a person asked for it (crmsync.sync.manual_track) — correlated and resolved as the
+    engine would. ``reason`` says who asked."""
+    settings = correlation_settings(ctx)
+    correlation = correlate(ready.parsed, gathered.candidates(), settings)
+    return _track(ctx, ready, gathered, received_at, settings, correlation, reason)
+
+
+def _track(
+    ctx: MailboxContext,
+    ready: Ready,
+    gathered: Gathered,
+    received_at: datetime,
+    settings: CorrelationSettings,
+    correlation: Correlation,
+    reason: str,
+) -> Decision:
+    """The decision to track ``ready``, with everything its activity needs."""
+    parsed = ready.parsed
+    key = dedupe_key(parsed, ready.raw_sha256)
+    sender = parsed.from_[0].address if parsed.from_ else ""
     sender_known = any(gathered.matches.get(addresses.normalise_address(sender) or "", []))
     wants_record = ctx.preferences.create_for_unknown_sender is not UnknownSenderRecord.NONE
     attachments, refused = _attachments(ready, ctx)
-    reason = decision.reason
     if correlation.method is not CorrelationMethod.NONE:
         reason += f"; correlated by {correlation.method.value.replace('_', ' ')}"
     if refused:
@@ -332,6 +374,7 @@ def decide_message(
         attachments=attachments,
         queue_id=ctx.queue_id,
         defects=parsed.defects,
+        correlated_with=correlation.match.activity_id if correlation.match else None,
     )
     return Decision(
         reason,

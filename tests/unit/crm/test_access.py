@@ -158,9 +158,9 @@ def test_timeline_never_shows_an_activity_the_caller_may_not_read(org: Org) -> N
         )
         ann_view = timeline(session, org.principal(session, ann), RecordType.ACCOUNT, account.id)
         cid_view = timeline(session, org.principal(session, cid), RecordType.ACCOUNT, account.id)
-    assert sorted(a.subject for a in admin_view.items) == ["north email", "south email"]
-    assert [a.subject for a in ann_view.items] == ["north email"]
-    assert [a.subject for a in cid_view.items] == ["south email"]
+    assert sorted(i.activity.subject for i in admin_view.items) == ["north email", "south email"]
+    assert [i.activity.subject for i in ann_view.items] == ["north email"]
+    assert [i.activity.subject for i in cid_view.items] == ["south email"]
 
 
 def test_timeline_includes_activities_naming_the_record_as_a_party(org: Org) -> None:
@@ -177,8 +177,9 @@ def test_timeline_includes_activities_naming_the_record_as_a_party(org: Org) -> 
             [PartySpec(Participation.TO, RecordType.CONTACT, contact.id)],
         )
         page = timeline(session, admin, RecordType.CONTACT, contact.id)
-    assert [a.subject for a in page.items] == ["hello"]
-    assert page.items[0].parties[0].display_name == "Buyer"
+    assert [i.activity.subject for i in page.items] == ["hello"]
+    assert page.items[0].activity.parties[0].display_name == "Buyer"
+    assert page.items[0].via is None
 
 
 def test_regarding_needs_append_to_on_the_record(org: Org) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from crmsync.api.schemas.common import EmailAddress, Moment, OwnedPublic, WholeNumber, partial
+from crmsync.crm.timeline import TimelineItem
 from crmsync.crm.types import (
     ActivityState,
     CorrelationMethod,
@@ -122,6 +123,10 @@ class EmailPublic(ActivityPublic):
     conversation_index: str | None
     tracking_token: str | None
     correlation_method: CorrelationMethod
+    correlated_with_id: uuid.UUID | None = Field(
+        description="The tracked email correlation matched (GET /emails/{id}/tracking "
+        "names it, if you may read it). Says no more than in_reply_to and references do."
+    )
     delivery_attempts: int
     parse_defects: list[str] = Field(
         description="What the parser could not read as written; the raw message is kept."
@@ -138,8 +143,33 @@ class TaskPublic(ActivityPublic):
     percent_complete: int
 
 
+class ViaPublic(BaseModel):
+    """The record an activity came into a timeline through, e.g. a contact of the account."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    record_type: RecordType
+    record_id: uuid.UUID
+    name: str
+
+
 class TimelineEntry(ActivityPublic):
     """One activity in a timeline; type-specific fields are in the activity's own route."""
+
+    via: ViaPublic | None = Field(
+        description="null for the record's own activities; else the related record it "
+        "came through (an account's contact, opportunity or case; a contact's opportunity "
+        "or case)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_item(cls, data: Any) -> Any:
+        if not isinstance(data, TimelineItem):
+            return data
+        activity = data.activity
+        names = set(ActivityPublic.model_fields)
+        return {name: getattr(activity, name) for name in names} | {"via": data.via}
 
 
 EmailUpdate = partial(EmailCreate, "EmailUpdate")

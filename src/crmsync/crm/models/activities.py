@@ -98,6 +98,12 @@ class Email(Activity):
     correlation_method: Mapped[CorrelationMethod] = mapped_column(
         db_enum(CorrelationMethod), default=CorrelationMethod.NONE
     )
+    # The tracked email correlation matched (In-Reply-To/References, tracking token,
+    # Thread-Index, smart matching): "why was it tracked" links to it. Kept when a person
+    # later changes the regarding record; cleared when that email is deleted.
+    correlated_with_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("emails.id", ondelete="SET NULL"), index=True
+    )
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     body_text: Mapped[str] = mapped_column(Text, default="")
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))

@@ -7,7 +7,8 @@ HIGHESTMODSEQ); it advances only in the transaction that stores what it covers.
 one message as one mailbox saw it — tracked (pointing at its email activity) or not
 (with the reason) — so a UIDVALIDITY change or a server migration re-maps known messages
 instead of importing them again. ``EmailKey`` makes "one message, one activity" a
-database constraint: the same message in three colleagues' mailboxes is tracked once.
+database constraint: the same message in three colleagues' mailboxes is tracked once —
+and a message a person untracked stays untracked, whichever mailbox sees it next.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -80,15 +82,38 @@ class MailboxMessage(IdMixin, Base):
 
 
 class EmailKey(Base):
-    """One row per distinct message per organisation: Message-ID, or a content key."""
+    """One row per distinct message per organisation: Message-ID, or a content key.
+
+    The row is the message's fate in the organisation: tracked as ``email_id``, or — a
+    tombstone, ``email_id`` NULL — untracked by a person (``untracked_by_id``, at
+    ``untracked_at``), so that no mailbox that sees the message later tracks it again.
+    Deleting a tracked email deletes its key (the message may then be tracked anew);
+    untracking turns the key into a tombstone first (crmsync.crm.email_actions). Tracking
+    it by hand later points the tombstone at the new email again.
+    """
 
     __tablename__ = "email_keys"
+    __table_args__ = (
+        CheckConstraint(
+            "email_id IS NOT NULL OR untracked_at IS NOT NULL", name="tracked_or_untracked"
+        ),
+    )
 
     organisation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(998), primary_key=True)
-    email_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"))
+    email_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("emails.id", ondelete="CASCADE"), index=True
+    )
+    untracked_at: Mapped[datetime | None] = mapped_column()
+    untracked_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.email_id is None
 
 
 class TokenCounter(Base):

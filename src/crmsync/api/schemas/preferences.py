@@ -1,0 +1,36 @@
+"""Personal options: which incoming email to track, and what to do with unknown senders."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from crmsync.api.schemas.common import omittable
+from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
+
+_FIELDS = TrackingPreferences.model_fields
+
+
+class TrackingPreferencesPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    track_scope: TrackScope = Field(description=_FIELDS["track_scope"].description)
+    create_for_unknown_sender: UnknownSenderRecord = Field(
+        description=_FIELDS["create_for_unknown_sender"].description
+    )
+    leave_ambiguous_unresolved: bool = Field(
+        description=_FIELDS["leave_ambiguous_unresolved"].description
+    )
+
+
+class TrackingPreferencesUpdate(BaseModel):
+    """The preferences to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    track_scope: TrackScope = omittable(description=_FIELDS["track_scope"].description)
+    create_for_unknown_sender: UnknownSenderRecord = omittable(
+        description=_FIELDS["create_for_unknown_sender"].description
+    )
+    leave_ambiguous_unresolved: bool = omittable(
+        description=_FIELDS["leave_ambiguous_unresolved"].description
+    )
