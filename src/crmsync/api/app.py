@@ -25,7 +25,18 @@ from fastapi import Depends, FastAPI
 from crmsync import __version__
 from crmsync.api import csrf, limits, problems
 from crmsync.api.openapi import install_openapi
-from crmsync.api.routes import auth, directory, mailboxes, outgoing, records, tracking
+from crmsync.api.routes import (
+    auth,
+    directory,
+    email_actions,
+    mailboxes,
+    outgoing,
+    panel,
+    preferences,
+    records,
+    search,
+    tracking,
+)
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
@@ -79,6 +90,10 @@ def create_app(
     app.include_router(mailboxes.router, prefix=API_PREFIX)
     app.include_router(outgoing.router, prefix=API_PREFIX)
     app.include_router(tracking.router, prefix=API_PREFIX)
+    app.include_router(email_actions.router, prefix=API_PREFIX)
+    app.include_router(search.router, prefix=API_PREFIX)
+    app.include_router(preferences.router, prefix=API_PREFIX)
+    app.include_router(panel.router, prefix=API_PREFIX)
     for router in records.routers():
         app.include_router(router, prefix=API_PREFIX)
 

@@ -31,12 +31,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from crmsync.config import Settings
-from crmsync.web import docs, errors
+from crmsync.web import addin, docs, errors
 from crmsync.web.pages import auth, home
 from crmsync.web.security import SecurityHeadersMiddleware
 from crmsync.web.templating import STATIC_DIR, STATIC_PREFIX, content_hash
 
-PAGE_ROUTERS: tuple[APIRouter, ...] = (docs.router, auth.router, home.router)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (docs.router, addin.router, auth.router, home.router)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
