@@ -32,11 +32,20 @@ from starlette.types import Scope
 
 from crmsync.config import Settings
 from crmsync.web import addin, docs, errors
-from crmsync.web.pages import auth, home
+from crmsync.web.pages import auth, emails, home, options, panel, records
 from crmsync.web.security import SecurityHeadersMiddleware
 from crmsync.web.templating import STATIC_DIR, STATIC_PREFIX, content_hash
 
-PAGE_ROUTERS: tuple[APIRouter, ...] = (docs.router, addin.router, auth.router, home.router)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (
+    docs.router,
+    addin.router,
+    auth.router,
+    home.router,
+    records.router,
+    emails.router,
+    options.router,
+    panel.router,
+)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"

@@ -12,7 +12,9 @@ everything; what a template may use besides its context:
 - ``value|safe_html``: any description or body shown as HTML, through
   ``tracking.display.safe_html`` — the one sanitizer; never ``|safe`` on stored text;
 - ``when|datetime`` (``6 Dec 2026, 14:05``), ``when|date`` (``6 Dec 2026``), in UTC;
-- ``flashes``: the messages ``flash()`` left for this page (web/flash.py).
+- ``flashes``: the messages ``flash()`` left for this page (web/flash.py);
+- ``record_url(record_type, id)`` → ``/contacts/<id>`` and ``email_url(id)`` →
+  ``/emails/<id>``: the one place page addresses are spelt, so every link agrees.
 
 Must never mark anything safe (``Markup``, ``|safe``) that came from a user, a message
 or the database without ``safe_html``; never render a session or API token.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from crmsync.api.csrf import csrf_token_for
+from crmsync.crm.types import RecordType
 from crmsync.tracking.display import safe_html
 from crmsync.web import flash
 
@@ -40,6 +44,26 @@ WEB_DIR = Path(__file__).parent
 TEMPLATE_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 STATIC_PREFIX = "/static"
+
+
+# The page of each customer record type; the same words as the API's paths.
+RECORD_PAGES: dict[RecordType, str] = {
+    RecordType.ACCOUNT: "accounts",
+    RecordType.CONTACT: "contacts",
+    RecordType.LEAD: "leads",
+    RecordType.OPPORTUNITY: "opportunities",
+    RecordType.CASE: "cases",
+}
+
+
+def record_url(record_type: RecordType | str, record_id: uuid.UUID | str) -> str:
+    """The page of a customer record: ``/accounts/<id>``, ``/contacts/<id>`` …"""
+    return f"/{RECORD_PAGES[RecordType(record_type)]}/{record_id}"
+
+
+def email_url(email_id: uuid.UUID | str) -> str:
+    """The page of a tracked email, also its permalink."""
+    return f"/emails/{email_id}"
 
 
 @functools.cache
@@ -102,7 +126,9 @@ def make_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.globals.update(static_url=_static_url, csrf_token=_csrf_token)
+    environment.globals.update(
+        static_url=_static_url, csrf_token=_csrf_token, record_url=record_url, email_url=email_url
+    )
     environment.filters.update(safe_html=_safe_html, datetime=format_datetime, date=format_date)
     return environment
 

@@ -1,0 +1,7 @@
+"""Record pages: an account, contact, lead, opportunity or case, with its timeline."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
