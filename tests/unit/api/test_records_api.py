@@ -136,7 +136,10 @@ def test_bad_references_and_ids_are_4xx_not_500(client: TestClient, admin: dict[
     )
     assert response.status_code == 422
     assert response.json()["field"] == "account_id"
-    assert client.get(f"{API}/accounts/not-a-uuid", headers=admin).status_code == 422
+    # An id that is no UUID names no record (and leaves /emails/track to its own route).
+    not_an_id = client.get(f"{API}/accounts/not-a-uuid", headers=admin)
+    assert not_an_id.status_code == 404
+    assert not_an_id.json()["code"] == "NOT_FOUND"
     assert client.get(f"{API}/accounts/{missing}", headers=admin).status_code == 404
     bad_party = client.post(
         f"{API}/emails",

@@ -110,11 +110,11 @@ def resource_router(record_type: RecordType) -> APIRouter:
     ) -> Any:
         return resource.list(session, principal, cursor, limit)
 
-    @router.get("/{record_id}", response_model=public_schema, name=f"get_{name}")
+    @router.get("/{record_id:uuid}", response_model=public_schema, name=f"get_{name}")
     def get(record_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
         return resource.get(session, principal, record_id)
 
-    @router.patch("/{record_id}", response_model=public_schema, name=f"update_{name}")
+    @router.patch("/{record_id:uuid}", response_model=public_schema, name=f"update_{name}")
     def update(
         record_id: uuid.UUID,
         body: update_schema,  # type: ignore[valid-type]
@@ -124,12 +124,12 @@ def resource_router(record_type: RecordType) -> APIRouter:
         record = resource.get(session, principal, record_id)
         return resource.update(session, principal, record, body)
 
-    @router.delete("/{record_id}", status_code=204, name=f"delete_{name}")
+    @router.delete("/{record_id:uuid}", status_code=204, name=f"delete_{name}")
     def delete(record_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Response:
         resource.delete(session, principal, resource.get(session, principal, record_id))
         return Response(status_code=204)
 
-    @router.post("/{record_id}/assign", response_model=public_schema, name=f"assign_{name}")
+    @router.post("/{record_id:uuid}/assign", response_model=public_schema, name=f"assign_{name}")
     def assign(
         record_id: uuid.UUID, body: AssignRequest, session: SessionDep, principal: CurrentPrincipal
     ) -> Any:
@@ -137,7 +137,7 @@ def resource_router(record_type: RecordType) -> APIRouter:
         assign_record(session, principal, record, body.owner_id)
         return record
 
-    @router.post("/{record_id}/shares", status_code=204, name=f"share_{name}")
+    @router.post("/{record_id:uuid}/shares", status_code=204, name=f"share_{name}")
     def share(
         record_id: uuid.UUID, body: ShareRequest, session: SessionDep, principal: CurrentPrincipal
     ) -> Response:
@@ -155,7 +155,9 @@ def resource_router(record_type: RecordType) -> APIRouter:
     if record_type not in ACTIVITY_TYPES:
 
         @router.get(
-            "/{record_id}/timeline", response_model=Page[TimelineEntry], name=f"timeline_{name}"
+            "/{record_id:uuid}/timeline",
+            response_model=Page[TimelineEntry],
+            name=f"timeline_{name}",
         )
         def record_timeline(
             record_id: uuid.UUID,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from crmsync.api.schemas.common import omittable
 from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
@@ -31,6 +31,7 @@ class TrackingPreferencesUpdate(BaseModel):
     create_for_unknown_sender: UnknownSenderRecord = omittable(
         description=_FIELDS["create_for_unknown_sender"].description
     )
-    leave_ambiguous_unresolved: bool = omittable(
+    # Strict: JSON's 0 or "true" is not a yes or no (pydantic's lax mode would take them).
+    leave_ambiguous_unresolved: StrictBool = omittable(
         description=_FIELDS["leave_ambiguous_unresolved"].description
     )
