@@ -9,7 +9,8 @@ and /redoc served offline from the package, /static) is added last by
 Every request passes, in this order: the body size limit (limits.py, before any byte of
 the body is read); the refusal of unsafe requests from foreign pages (csrf.py, the first
 dependency of every route); when the session cookie authenticates it, the CSRF token
-check (deps.py finds the caller through csrf.py); then the route, whose transaction
+check (deps.py finds the caller through csrf.py); the refusal of unknown query parameters
+(query.py); then the route, whose transaction
 commits before its answer is sent (deps.py). Routers included here get all of it; never
 mount a sub-application that takes unsafe requests, it would get only the body limit.
 """
@@ -23,7 +24,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from crmsync import __version__
-from crmsync.api import csrf, limits, problems
+from crmsync.api import csrf, limits, problems, query
 from crmsync.api.openapi import install_openapi
 from crmsync.api.routes import (
     auth,
@@ -85,17 +86,21 @@ def create_app(
     app.state.secret_box = box
     problems.install(app)
     csrf.install(app, settings)
-    app.include_router(auth.router, prefix=API_PREFIX)
-    app.include_router(directory.router, prefix=API_PREFIX)
-    app.include_router(mailboxes.router, prefix=API_PREFIX)
-    app.include_router(outgoing.router, prefix=API_PREFIX)
-    app.include_router(tracking.router, prefix=API_PREFIX)
-    app.include_router(email_actions.router, prefix=API_PREFIX)
-    app.include_router(search.router, prefix=API_PREFIX)
-    app.include_router(preferences.router, prefix=API_PREFIX)
-    app.include_router(panel.router, prefix=API_PREFIX)
-    for router in records.routers():
-        app.include_router(router, prefix=API_PREFIX)
+    for router in (
+        auth.router,
+        directory.router,
+        mailboxes.router,
+        outgoing.router,
+        tracking.router,
+        email_actions.router,
+        search.router,
+        preferences.router,
+        panel.router,
+        *records.routers(),
+    ):
+        app.include_router(
+            router, prefix=API_PREFIX, dependencies=[Depends(query.refuse_unknown_parameters)]
+        )
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
