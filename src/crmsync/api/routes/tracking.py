@@ -1,5 +1,6 @@
 """Why an email was tracked: every mailbox that saw it, what was decided there, and the
-tracked email correlation matched (only if the caller may read that one too)."""
+tracked email correlation matched (only if the caller may read that one too): the same
+facts the email page shows (crmsync.crm.email_context)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,12 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from crmsync.api.deps import CurrentPrincipal, SessionDep
-from crmsync.crm import access
-from crmsync.crm.access import Principal
+from crmsync.crm import email_context
 from crmsync.crm.activities import get_activity
 from crmsync.crm.models.activities import Email
-from crmsync.crm.models.mail import Mailbox
-from crmsync.crm.models.sync_state import MailboxMessage
-from crmsync.crm.types import CorrelationMethod, Privilege
+from crmsync.crm.types import CorrelationMethod
 
 router = APIRouter(tags=["emails"])
 
@@ -60,35 +56,24 @@ def explain_tracking(
 ) -> TrackingExplanation:
     """Which mailboxes saw this email, why it was tracked and how it was correlated."""
     email = get_activity(session, principal, Email, email_id)
-    rows = session.execute(
-        select(MailboxMessage, Mailbox.name)
-        .join(Mailbox, Mailbox.id == MailboxMessage.mailbox_id)
-        .where(MailboxMessage.email_id == email.id)
-        .order_by(MailboxMessage.seen_at)
-    )
+    found = email_context.explain_tracking(session, principal, email)
+    matched = found.correlated_with
     return TrackingExplanation(
-        email_id=email.id,
-        correlation_method=email.correlation_method,
-        correlated_with=_correlated(session, principal, email),
-        parse_defects=list(email.parse_defects or []),
+        email_id=found.email_id,
+        correlation_method=found.correlation_method,
+        correlated_with=CorrelatedEmail(id=matched.id, subject=matched.subject)
+        if matched is not None
+        else None,
+        parse_defects=found.parse_defects,
         sightings=[
             Sighting(
                 mailbox_id=row.mailbox_id,
-                mailbox_name=name,
+                mailbox_name=row.mailbox_name,
                 folder=row.folder,
                 tracked=row.tracked,
                 reason=row.reason,
                 seen_at=row.seen_at,
             )
-            for row, name in rows
+            for row in found.sightings
         ],
     )
-
-
-def _correlated(session: Session, principal: Principal, email: Email) -> CorrelatedEmail | None:
-    if email.correlated_with_id is None:
-        return None
-    matched = session.get(Email, email.correlated_with_id)
-    if matched is None or not access.can(session, principal, matched, Privilege.READ):
-        return None
-    return CorrelatedEmail(id=matched.id, subject=matched.subject)
