@@ -80,18 +80,19 @@ def test_a_value_the_form_did_not_offer_is_refused_next_to_its_field(
     browser: TestClient, web_org: Org
 ) -> None:
     token = log_in(browser)
-    refused = browser.post(
-        "/options",
-        data={**CHOICES, "track_scope": "everything-please", "csrf_token": token},
-    )
+    bad = {"track_scope": "everything-please", "leave_ambiguous_unresolved": "maybe"}
+    refused = browser.post("/options", data={**CHOICES, **bad, "csrf_token": token})
     assert refused.status_code == 422
     document = lxml_html.document_fromstring(refused.text)
-    (group,) = document.xpath("//fieldset[contains(@class, 'has-error')]")
-    assert group.get("id") == "option-track_scope"
-    assert "not one of the choices" in group.text_content()
+    groups = document.xpath("//fieldset[contains(@class, 'has-error')]")
+    assert [group.get("id") for group in groups] == [
+        "option-track_scope",
+        "option-leave_ambiguous_unresolved",
+    ]
+    for group in groups:
+        assert "not one of the choices" in group.text_content()
     # What was chosen elsewhere is still chosen; nothing was saved.
-    checked = _checked(refused.text)
-    assert checked == {key: value for key, value in CHOICES.items() if key != "track_scope"}
+    assert _checked(refused.text) == {"create_for_unknown_sender": "lead"}
     assert _stored(web_org) == TrackingPreferences()
 
 
