@@ -27,7 +27,7 @@ from crmsync.api.deps import SessionDep
 from crmsync.crm.search import search as search_records
 from crmsync.crm.types import RecordType
 from crmsync.web.deps import CurrentViewer
-from crmsync.web.pages.records import TYPE_LABELS
+from crmsync.web.record_view import TYPE_LABELS
 from crmsync.web.templating import record_url, render
 
 router = APIRouter(include_in_schema=False)
