@@ -11,6 +11,17 @@ tokens and login sessions, and refuse side panel tokens (403 TOKEN_OUT_OF_SCOPE)
 ``PanelUser`` and ``PanelPrincipal`` accept those and panel tokens too — for the panel's
 routes (api/routes/panel.py), and for any web page or route the side panel calls.
 
+A panel token's whole scope, then — what the side panel beside an email does, no more:
+
+- ``GET /panel/lookup`` and ``POST /panel/disconnect`` (api/routes/panel.py);
+- ``GET /search`` (to pick a regarding record);
+- ``POST /emails/track``, ``POST /emails/{id}/untrack``, ``PUT /emails/{id}/regarding``
+  and ``POST /addresses/resolve`` (api/routes/email_actions.py).
+
+Everything else — records, users, mailboxes, outgoing email, tokens — is 403
+TOKEN_OUT_OF_SCOPE with a panel token. Within that scope the token acts with all of
+its owner's rights (crm/access.py decides as for any caller).
+
 The session commits once, after the route returns without error and its answer is
 serialized, and *before* a byte of the answer is sent: a client that got a 2xx can rely
 on the next request seeing what it did. A commit that fails is a 500 problem

@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from collections.abc import Collection
+import uuid
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -28,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.crm.db import utcnow
-from crmsync.crm.errors import AuthenticationFailed, RuleViolation
+from crmsync.crm.errors import AuthenticationFailed, NotFound, RuleViolation
 from crmsync.crm.models.org import ApiToken, Organisation, User
 from crmsync.crm.types import TokenKind
 
@@ -125,6 +126,26 @@ def authenticate_token(
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now
     return user
+
+
+# What a person's token list shows: tokens they made or connected, not their logins or
+# the connect codes in flight.
+LISTED_KINDS: frozenset[TokenKind] = frozenset({TokenKind.API, TokenKind.PANEL})
+
+
+def list_tokens(session: Session, user_id: uuid.UUID) -> Sequence[ApiToken]:
+    """The user's API and panel tokens, oldest first, revoked and expired ones included."""
+    query = select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.kind.in_(LISTED_KINDS))
+    return session.scalars(query.order_by(ApiToken.created_at, ApiToken.id)).all()
+
+
+def revoke_token(session: Session, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken:
+    """Revoke one of the user's tokens (a login session ends too); NotFound for another's."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("token", token_id)
+    row.revoked = True
+    return row
 
 
 def find_login_organisation(session: Session, organisation: str | None) -> Organisation | None:

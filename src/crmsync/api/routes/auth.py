@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 
 from crmsync.api.csrf import LoginIssued
 from crmsync.api.deps import (
@@ -31,10 +30,9 @@ from crmsync.api.sessions import (
     log_in,
     set_session_cookies,
 )
+from crmsync.crm import auth as crm_auth
 from crmsync.crm.auth import issue_token
-from crmsync.crm.errors import NotFound
 from crmsync.crm.models.org import ApiToken
-from crmsync.crm.types import TokenKind
 
 router = APIRouter(tags=["auth"])
 
@@ -73,10 +71,7 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 @router.get("/tokens", response_model=list[TokenPublic])
 def list_tokens(session: SessionDep, user: CurrentUser) -> Sequence[ApiToken]:
     """Your API tokens and side panel tokens (``kind``); login sessions are not listed."""
-    query = select(ApiToken).where(
-        ApiToken.user_id == user.id, ApiToken.kind.in_([TokenKind.API, TokenKind.PANEL])
-    )
-    return session.scalars(query.order_by(ApiToken.created_at, ApiToken.id)).all()
+    return crm_auth.list_tokens(session, user.id)
 
 
 @router.post("/tokens", response_model=TokenIssued, status_code=201)
@@ -88,8 +83,5 @@ def create_token(body: TokenCreate, session: SessionDep, user: CurrentUser) -> T
 
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
-    row = session.get(ApiToken, token_id)
-    if row is None or row.user_id != user.id:
-        raise NotFound("token", token_id)
-    row.revoked = True
+    crm_auth.revoke_token(session, user.id, token_id)
     return Response(status_code=204)

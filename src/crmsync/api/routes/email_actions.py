@@ -8,6 +8,9 @@ POST /api/v1/emails/track            track a message a mailbox you can read saw;
                                      ALREADY_TRACKED with ``email_id`` when it is
 POST /api/v1/addresses/resolve       a contact or lead for an address; every
                                      unresolved party with it links to the new record
+
+The side panel does all four, so they take ``PanelPrincipal``: a panel token works here
+as an API token or a session does (api/deps.py has the panel token's whole scope).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
-from crmsync.api.deps import CurrentPrincipal, SessionDep, StoreDep
+from crmsync.api.deps import PanelPrincipal, SessionDep, StoreDep
 from crmsync.api.problems import PROBLEM_JSON, problem
 from crmsync.api.schemas.activities import EmailPublic
 from crmsync.api.schemas.email_actions import (
@@ -53,7 +56,7 @@ def set_regarding(
     email_id: uuid.UUID,
     body: RegardingSet | RegardingClear,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: PanelPrincipal,
 ) -> Email:
     """Make the email regard a record (its correlation method becomes ``manual``), or
     nothing (both fields null)."""
@@ -67,7 +70,7 @@ def set_regarding(
 
 @router.post("/emails/{email_id}/untrack", response_model=UntrackResult, name="untrack_email")
 def untrack_email(
-    email_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    email_id: uuid.UUID, session: SessionDep, principal: PanelPrincipal
 ) -> UntrackResult:
     """Delete the email and keep its message from being tracked again, from any mailbox.
 
@@ -88,7 +91,7 @@ def track_message(
     body: Annotated[TrackByMessageId | TrackByLedgerId, Body()],
     session: SessionDep,
     store: StoreDep,
-    principal: CurrentPrincipal,
+    principal: PanelPrincipal,
 ) -> TrackResult | JSONResponse:
     """Track a message crmsync saw in a mailbox you can read but did not track (or that
     was untracked), through the engine's pipeline: correlated and resolved as the engine
@@ -125,7 +128,7 @@ def track_message(
     name="resolve_address",
 )
 def resolve_address(
-    body: ResolveAddress, session: SessionDep, principal: CurrentPrincipal
+    body: ResolveAddress, session: SessionDep, principal: PanelPrincipal
 ) -> ResolvedAddress:
     """Create a contact or lead (yours) for an address no record has, named from the
     display name; every unresolved party with that address in the organisation — in any

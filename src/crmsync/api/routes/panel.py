@@ -10,9 +10,11 @@ Connecting (crm/connect.py has the flow and the code format):
 * the owner lists and revokes panel tokens with their other tokens (``GET /tokens``,
   ``DELETE /tokens/{id}``), and the panel may revoke its own: ``POST /panel/disconnect``.
 
-Every other panel route takes ``PanelPrincipal`` (api/deps.py): panel tokens work here
-and nowhere else; API tokens and sessions work here too, so the web app's own pages can
-call the same routes.
+Every other panel route takes ``PanelPrincipal`` (api/deps.py): panel tokens work here,
+and besides only on the few routes the panel acts through — search, track, untrack, set
+regarding, add an address as contact or lead — which api/deps.py lists; anywhere else a
+panel token is 403 TOKEN_OUT_OF_SCOPE. API tokens and sessions work here too, so the
+web app's own pages can call the same routes.
 
 Must never return a code or a token except in the answer that creates it, nor let a
 guess at a code skip the throttle.

@@ -1,10 +1,14 @@
-"""``GET /api/v1/search``: records by name, title or address, best first (crm/search.py)."""
+"""``GET /api/v1/search``: records by name, title or address, best first (crm/search.py).
+
+The side panel searches here for an email's regarding record, so a panel token works
+here too (``PanelPrincipal``, api/deps.py).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from crmsync.api.deps import CurrentPrincipal, SessionDep
+from crmsync.api.deps import PanelPrincipal, SessionDep
 from crmsync.api.schemas.search import SearchHitPublic, SearchResults, SearchType
 from crmsync.crm import search
 from crmsync.crm.types import RecordType
@@ -15,7 +19,7 @@ router = APIRouter(tags=["search"])
 @router.get("/search", response_model=SearchResults, name="search_records")
 def search_records(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: PanelPrincipal,
     q: str = Query(
         min_length=1,
         max_length=search.MAX_QUERY,
