@@ -217,9 +217,9 @@ def thread(
 ) -> list[Email]:
     """The other emails of ``email``'s conversation the caller may read, oldest first.
 
-    Found one step away — by the Message-IDs it names and that name it, and by its
-    Thread-Index conversation — which in a tracked conversation (every reply names all
-    its ancestors in References) is the whole of it.
+    Found one step away — by the Message-IDs it names and that name it, by its
+    Thread-Index conversation, and by the CRM reply it is or has — which in a tracked
+    conversation (every reply names all its ancestors in References) is the whole of it.
     """
     named = _message_ids(email.in_reply_to, email.references)[-_MAX_REFERENCES:]
     related: list[ColumnElement[bool]] = []
@@ -231,8 +231,10 @@ def thread(
         related.append(Email.references.like(pattern, escape=ESCAPE))
     if email.conversation_guid:
         related.append(Email.conversation_guid == email.conversation_guid)
-    if not related:
-        return []
+    # A reply written in the CRM knows what it answers before it has headers of its own.
+    related.append(Email.reply_to_email_id == email.id)
+    if email.reply_to_email_id is not None:
+        related.append(Email.id == email.reply_to_email_id)
     return list(
         session.scalars(
             select(Email)

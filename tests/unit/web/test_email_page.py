@@ -22,6 +22,7 @@ from crmsync.crm.auth import hash_password
 from crmsync.crm.models import Account, Contact, Email, Mailbox, MailboxMessage, User
 from crmsync.crm.types import EmailStatus, Participation
 from crmsync.sync import manual_track
+from crmsync.web.pages.emails import WRITTEN_IN_CRM
 from tests.conftest import Org
 from tests.unit.web.conftest import log_in
 
@@ -419,6 +420,13 @@ def test_a_reply_is_queued_for_the_outgoing_engine(
     shown = browser.get(f"/emails/{new_id}").text
     assert '<span class="status-pill status-pending_send">Queued</span>' in shown
     assert "Reply queued" in shown
+    assert "Waiting: the mailbox is pending, not approved" in shown
+    assert WRITTEN_IN_CRM in shown
+    # Before the engine gives it headers, the reply is already part of the conversation.
+    assert f'<a href="/emails/{reply.email_id}">Re: Your quote</a>' in shown
+    assert (
+        f'<a href="/emails/{new_id}">Re: Your quote</a>' in browser.get(_url(reply.email_id)).text
+    )
 
 
 def test_a_reply_that_cannot_go_says_why_and_leaves_no_draft(

@@ -104,6 +104,7 @@ CORRELATION_WORDS: dict[CorrelationMethod, str] = {
         "mailboxes below)."
     ),
 }
+WRITTEN_IN_CRM = "It was written in the CRM, not taken in from a mailbox."
 STATUS_WORDS: dict[EmailStatus, str] = {
     EmailStatus.DRAFT: "Draft",
     EmailStatus.COMPLETED: "Completed",
@@ -252,7 +253,9 @@ def _page_context(
         **_delivery_context(email),
         "nav": "",
         "why": why,
-        "correlation_words": CORRELATION_WORDS[email.correlation_method],
+        "correlation_words": WRITTEN_IN_CRM
+        if email.correlation_method is CorrelationMethod.NONE and not why.sightings
+        else CORRELATION_WORDS[email.correlation_method],
         "conversation": _conversation(email, email_context.thread(session, principal, email)),
         "attachments": [
             {
