@@ -2,8 +2,9 @@
 
 An administrator installs the add-in in Exchange or Microsoft 365 (or a user sideloads it)
 from ``GET /addin/manifest.xml``. Outlook then shows a "crmsync" button when a message is
-read; it opens ``/panel`` in the reading pane, pinnable, and the panel reads the item
-through Office.js.
+read; it opens ``/panel?host=outlook`` in the reading pane, pinnable, and the panel reads
+the item through Office.js (which it loads only when ``host=outlook`` says it is the
+add-in).
 
 The manifest is the XML add-in-only format ([MS-OWEMXML]): a ``MailApp`` that works in
 every Outlook that knows add-ins, plus ``VersionOverrides`` 1.0 (the button on the
@@ -40,7 +41,8 @@ OVERRIDES_1_0: Final = "http://schemas.microsoft.com/office/mailappversionoverri
 OVERRIDES_1_1: Final = "http://schemas.microsoft.com/office/mailappversionoverrides/1.1"
 
 MANIFEST_PATH: Final = "/addin/manifest.xml"
-PANEL_PATH: Final = "/panel"
+# The panel loads Office.js only when told it runs as the add-in (web/pages/panel.py).
+PANEL_PATH: Final = "/panel?host=outlook"
 ICON_SIZES: Final = (16, 32, 64, 80, 128)
 DISPLAY_NAME: Final = "crmsync"
 DESCRIPTION: Final = (

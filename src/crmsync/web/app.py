@@ -32,7 +32,7 @@ from starlette.types import Scope
 
 from crmsync.config import Settings
 from crmsync.web import addin, docs, errors
-from crmsync.web.pages import auth, emails, home, options, panel, records
+from crmsync.web.pages import auth, emails, home, options, panel, records, tokens
 from crmsync.web.security import SecurityHeadersMiddleware
 from crmsync.web.templating import STATIC_DIR, STATIC_PREFIX, content_hash
 
@@ -44,6 +44,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     records.router,
     emails.router,
     options.router,
+    tokens.router,
     panel.router,
 )
 

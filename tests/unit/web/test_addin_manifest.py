@@ -148,7 +148,7 @@ def test_the_base_manifest_follows_the_schema(root: ET.Element) -> None:
         _one(desktop, "DesktopSettings"),
         [Child("SourceLocation", OFFICE_APP), Child("RequestedHeight", OFFICE_APP)],
     )
-    assert _one(settings, "SourceLocation").get("DefaultValue") == SITE.url("/panel")
+    assert _one(settings, "SourceLocation").get("DefaultValue") == SITE.url("/panel?host=outlook")
     assert 32 <= int(_text(_one(settings, "RequestedHeight"))) <= 450
     # The least the panel needs: it reads the item, it never writes to the mailbox.
     assert _text(_one(parts, "Permissions")) == "ReadItem"
@@ -211,7 +211,9 @@ def _check_overrides(overrides: ET.Element, namespace: str, *, pinnable: bool) -
     assert _one(steps, "SourceLocation").get("resid") in resources
     if pinnable:
         assert _text(_one(steps, "SupportsPinning")) == "true"
-    assert resources[_one(steps, "SourceLocation").get("resid", "")] == SITE.url("/panel")
+    assert resources[_one(steps, "SourceLocation").get("resid", "")] == SITE.url(
+        "/panel?host=outlook"
+    )
 
 
 def _inside(top: ET.Element, element: ET.Element, namespace: str, own: str) -> bool:
