@@ -422,6 +422,7 @@ def test_a_reply_is_queued_for_the_outgoing_engine(
     assert "Reply queued" in shown
     assert "Waiting: the mailbox is pending, not approved" in shown
     assert WRITTEN_IN_CRM in shown
+    assert '<span class="chip chip-method">Written in the CRM</span>' in shown
     # Before the engine gives it headers, the reply is already part of the conversation.
     assert f'<a href="/emails/{reply.email_id}">Re: Your quote</a>' in shown
     assert (

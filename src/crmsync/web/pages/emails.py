@@ -82,7 +82,15 @@ OUTGOING_STATES = (
     EmailStatus.CANCELED,
 )
 
-# "Why was it tracked", in words, per correlation method.
+# "Why was it tracked": a short name and a sentence per correlation method.
+CORRELATION_NAMES: dict[CorrelationMethod, str] = {
+    CorrelationMethod.IN_REPLY_TO: "In reply to",
+    CorrelationMethod.TRACKING_TOKEN: "Tracking token",
+    CorrelationMethod.CONVERSATION_INDEX: "Outlook conversation",
+    CorrelationMethod.SMART_MATCHING: "Smart matching",
+    CorrelationMethod.MANUAL: "By hand",
+    CorrelationMethod.NONE: "Tracking options",
+}
 CORRELATION_WORDS: dict[CorrelationMethod, str] = {
     CorrelationMethod.IN_REPLY_TO: (
         "It answers an email crmsync had tracked: its In-Reply-To or References header "
@@ -247,14 +255,18 @@ def _page_context(
     principal = viewer.principal
     why = email_context.explain_tracking(session, principal, email)
     find = find.strip()[:MAX_FIND]
+    written_here = email.correlation_method is CorrelationMethod.NONE and not why.sightings
     return {
         **_regarding_context(session, viewer, email),
         **_parties_context(session, viewer, email),
         **_delivery_context(email),
         "nav": "",
         "why": why,
+        "correlation_name": "Written in the CRM"
+        if written_here
+        else CORRELATION_NAMES[email.correlation_method],
         "correlation_words": WRITTEN_IN_CRM
-        if email.correlation_method is CorrelationMethod.NONE and not why.sightings
+        if written_here
         else CORRELATION_WORDS[email.correlation_method],
         "conversation": _conversation(email, email_context.thread(session, principal, email)),
         "attachments": [
