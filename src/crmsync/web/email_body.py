@@ -1,12 +1,18 @@
 """An email's HTML body as a document of its own, for a sandboxed iframe; and how an
 attachment may be served.
 
-The email page shows the body in ``<iframe sandbox="" src="/emails/<id>/body">``: a
-document with an opaque origin, no scripts, no forms, no plugins, and its own
-Content-Security-Policy (``body_policy``)::
+The email page shows the body in ``<iframe sandbox="allow-popups
+allow-popups-to-escape-sandbox" src="/emails/<id>/body">``: a document with an opaque
+origin, no scripts, no forms, no plugins, and its own Content-Security-Policy
+(``body_policy``)::
 
     default-src 'none'; script-src 'none'; style-src 'sha256-<our style block>';
-    img-src data: [https: — only when the reader asked]; form-action 'none'; sandbox
+    img-src data: [https: — only when the reader asked]; form-action 'none';
+    sandbox allow-popups allow-popups-to-escape-sandbox
+
+The one permission is for links: the document's ``<base target="_blank">`` opens each in
+a new tab (nh3 writes ``rel="noopener noreferrer"`` on every link), as a mail client
+does; the tab is an ordinary page, not sandboxed, and learns nothing about crmsync.
 
 Making it (``body_document``):
 
@@ -86,6 +92,8 @@ table { border-collapse: collapse; max-width: 100%; }
 pre { white-space: pre-wrap; }
 a { color: #2f54eb; }
 """
+# What the body's sandbox allows, in the iframe's attribute and in its policy alike.
+LINK_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 STYLE_HASH = base64.b64encode(hashlib.sha256(BODY_STYLE.encode("utf-8")).digest()).decode()
 
 _IMG = re.compile(r"<img\b[^>]*>")
@@ -122,7 +130,7 @@ def body_policy(remote_images: bool) -> str:
         style_src=f"'sha256-{STYLE_HASH}'",
         img_src="data: https:" if remote_images else "data:",
         form_action="'none'",
-        sandbox="",
+        sandbox=LINK_SANDBOX,
     )
 
 
@@ -183,7 +191,7 @@ def body_document(
     body, blocked = settle_images(safe_html(rewritten), by_url, remote_images)
     document = (
         '<!doctype html>\n<html><head><meta charset="utf-8">'
-        '<meta name="referrer" content="no-referrer">'
+        '<meta name="referrer" content="no-referrer"><base target="_blank">'
         f"<style>{BODY_STYLE}</style></head>\n<body>{body}</body></html>\n"
     )
     return BodyDocument(document, blocked, body_policy(remote_images))

@@ -192,7 +192,10 @@ def test_the_page_shows_who_what_and_why(browser: TestClient, web_org: Org, repl
     assert "Add as contact" in text
     assert "Add as lead" in text
     # The body is its own sandboxed document, never part of the page.
-    assert 'sandbox="" title="Message body" referrerpolicy="no-referrer"' in text
+    assert (
+        'sandbox="allow-popups allow-popups-to-escape-sandbox" title="Message body" '
+        'referrerpolicy="no-referrer"'
+    ) in text
     assert f'src="/emails/{reply.email_id}/body"' in text
     assert "pwned" not in text
     assert "Remote images are blocked" in text
@@ -256,7 +259,9 @@ def test_the_body_is_a_sandboxed_document_without_scripts_or_remote_images(
     assert "default-src 'none'" in policy
     assert "script-src 'none'" in policy
     assert re.search(r"img-src data:;", policy)
-    assert policy.endswith("sandbox")
+    # No allow-scripts, allow-same-origin or allow-forms: links may open a tab, no more.
+    assert policy.endswith("; sandbox allow-popups allow-popups-to-escape-sandbox")
+    assert '<base target="_blank">' in body.text
     assert body.headers["x-content-type-options"] == "nosniff"
     assert "<script" not in body.text
     assert "pwned" not in body.text

@@ -19,7 +19,7 @@ page, for the page, its body, its attachments and every action alike. A form wor
 without htmx (POST, then a redirect back to the page); with htmx (``HX-Request``) an
 action answers the part of the page it changed.
 
-The body is never part of the page: it is its own document, in ``<iframe sandbox="">``,
+The body is never part of the page: it is its own document, in a sandboxed iframe,
 with its own Content-Security-Policy (web/email_body.py). Must never serve an
 attachment inline unless it is a plain raster image, and never show the body's HTML in
 the page's own origin.
@@ -57,6 +57,7 @@ from crmsync.tracking.parse import MalformedMessage, ParseLimits, parse_message
 from crmsync.web import flash
 from crmsync.web.deps import CurrentViewer, Viewer
 from crmsync.web.email_body import (
+    LINK_SANDBOX,
     SAFE_IMAGE_TYPES,
     BodyDocument,
     InlineImage,
@@ -284,6 +285,7 @@ def _page_context(
         "reply": reply or _reply_defaults(email),
         "reply_error": reply_error,
         "remote_images": remote_images,
+        "link_sandbox": LINK_SANDBOX,
         "has_remote_images": has_remote_images(email.description or ""),
         "find": find,
         "hits": search(session, principal, find, limit=10) if find else [],
@@ -373,7 +375,12 @@ def email_frame(
     images: Images = "",
 ) -> Response:
     email = _email(session, viewer, email_id)
-    context = {"email": email, "remote_images": images == REMOTE, "has_remote_images": True}
+    context = {
+        "email": email,
+        "remote_images": images == REMOTE,
+        "has_remote_images": True,
+        "link_sandbox": LINK_SANDBOX,
+    }
     return render(request, "emails/_frame.html", context)
 
 
