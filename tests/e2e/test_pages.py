@@ -1,22 +1,29 @@
 """Every page the app serves: the CSP header, no inline script, nothing from another host.
 
 The pages are found by crawling, as an administrator, every link of this site from the
-home page (and the pages anyone may see): a page added later is checked as soon as a
-link leads to it.
+home page, from a search that finds a customer of this file's own (so record pages, their
+timelines and the email page are reached), and from the pages anyone may see: a page
+added later is checked as soon as a link leads to it. Downloads are not pages.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
+import pytest
 from lxml import html as lxml_html
 from playwright.sync_api import APIResponse, Page, expect
 
+from crmsync.crm import activities, records
+from crmsync.crm.activities import PartySpec
+from crmsync.crm.models import Account, Contact, Email
+from crmsync.crm.types import Direction, EmailStatus, Participation, RecordType
 from tests.e2e.conftest import LiveServer, log_in
 
 PUBLIC_PAGES = ["/login", "/docs", "/redoc", "/no-such-page"]
+CUSTOMER = "Crawlworth Shipping"
 MAX_PAGES = 60
 URL_ATTRIBUTES = ("href", "src", "action", "formaction", "poster", "data", "srcset")
 SAFE_SCHEMES = ("mailto", "tel")
@@ -85,7 +92,8 @@ def crawl(
     queue = deque(urljoin(live_server.url, path) for path in start)
     while queue and len(seen) < MAX_PAGES:
         url = queue.popleft().split("#")[0]
-        if url in seen or urlsplit(url).path.startswith("/api/"):
+        path = urlsplit(url).path
+        if url in seen or path.startswith("/api/") or "/attachments/" in path:
             continue
         seen.add(url)
         links = visit(url)
@@ -97,7 +105,44 @@ def crawl(
     return found
 
 
-def test_no_page_loads_anything_from_another_host(page: Page, live_server: LiveServer) -> None:
+@pytest.fixture(scope="module")
+def private_start(live_server: LiveServer) -> list[str]:
+    """Where the logged-in crawl starts: home, and a search that leads to an account, its
+    contact, and a tracked email (HTML body, an unresolved party) on their timelines."""
+    org = live_server.org
+    with org.store.transaction() as session:
+        admin = org.principal(session, org.admin_id)
+        account = records.create_record(session, admin, Account, {"name": CUSTOMER})
+        contact = records.create_record(
+            session,
+            admin,
+            Contact,
+            {"first_name": "Cora", "last_name": "Crawl", "email1": "cora@crawlworth.example"},
+        )
+        contact.account_id = account.id
+        activities.create_activity(
+            session,
+            admin,
+            Email,
+            {
+                "subject": "Crawl me",
+                "description": '<p>Hello <a href="https://crawlworth.example/">link</a></p>',
+                "direction": Direction.INCOMING,
+                "status": EmailStatus.RECEIVED,
+                "regarding_type": RecordType.ACCOUNT,
+                "regarding_id": account.id,
+            },
+            [
+                PartySpec(Participation.FROM, RecordType.CONTACT, contact.id),
+                PartySpec(Participation.CC, address="someone@elsewhere.example"),
+            ],
+        )
+    return ["/", "/?" + urlencode({"q": CUSTOMER}), "/?" + urlencode({"q": "Cora"})]
+
+
+def test_no_page_loads_anything_from_another_host(
+    page: Page, live_server: LiveServer, private_start: list[str]
+) -> None:
     """In the browser, so that what scripts load counts too. (Swagger UI and ReDoc are
     checked fully rendered by test_docs.py, under the same watch.)"""
 
@@ -113,13 +158,21 @@ def test_no_page_loads_anything_from_another_host(page: Page, live_server: LiveS
     seen: set[str] = set()
     public = crawl(visit, live_server, PUBLIC_PAGES, seen)
     log_in(page, live_server.admin)
-    private = crawl(visit, live_server, ["/"], seen)
+    private = crawl(visit, live_server, private_start, seen)
     # The watch fixture fails this test for any request to another host while crawling.
     assert f"{live_server.url}/" in private
+    assert _reached(private) >= {"accounts", "contacts", "emails", "options"}
     assert len(public) + len(private) >= 5
 
 
-def test_every_page_has_the_csp_and_no_inline_code(page: Page, live_server: LiveServer) -> None:
+def _reached(urls: list[str]) -> set[str]:
+    """The kinds of page among ``urls``: ``/contacts/<id>`` → ``contacts``."""
+    return {urlsplit(url).path.split("/")[1] for url in urls}
+
+
+def test_every_page_has_the_csp_and_no_inline_code(
+    page: Page, live_server: LiveServer, private_start: list[str]
+) -> None:
     faults: list[str] = []
     checked: list[str] = []
 
@@ -136,8 +189,9 @@ def test_every_page_has_the_csp_and_no_inline_code(page: Page, live_server: Live
     seen: set[str] = set()
     crawl(visit, live_server, PUBLIC_PAGES, seen)
     log_in(page, live_server.admin)
-    crawl(visit, live_server, ["/"], seen)
+    crawl(visit, live_server, private_start, seen)
     assert f"{live_server.url}/" in checked
+    assert _reached(checked) >= {"accounts", "contacts", "emails", "options"}
     assert len(checked) >= 5
     assert not faults, "\n".join(faults)
 
