@@ -62,6 +62,6 @@ def add_seen_message(
                 message_id=message_id,
                 raw_sha256=store.blobs.put(session, raw),
                 tracked=False,
-                reason="not tracked: the sender is not a CRM record",
+                reason="the sender is not a CRM record",
             )
         )

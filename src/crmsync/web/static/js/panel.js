@@ -20,6 +20,7 @@
   var TOKEN_KEY = "crmsync.panelToken";
   var CODE_MESSAGE = "crmsync-connect-code";
   var SEARCH_DELAY_MS = 250;
+  var NOTICE_MS = 6000;
   var TYPE_LABELS = {
     account: "Account",
     contact: "Contact",
@@ -116,7 +117,10 @@
     regions.account.hidden = which === "connect" || which === "loading";
   }
 
+  var noticeTimer = null;
+
   function notice(text, level) {
+    window.clearTimeout(noticeTimer);
     clear(regions.notices);
     if (!text) {
       return;
@@ -124,6 +128,12 @@
     var message = el("p", "notice notice-" + (level || "info"), text);
     message.setAttribute("role", level === "error" ? "alert" : "status");
     regions.notices.appendChild(message);
+    if (level === "success") {
+      // Done is done: in a pane this narrow the message would push the email down.
+      noticeTimer = window.setTimeout(function () {
+        message.remove();
+      }, NOTICE_MS);
+    }
   }
 
   function recordLink(type, id, name) {
@@ -309,17 +319,19 @@
           })
         );
       }
-      var open = el("a", "button button-subtle", "Open in crmsync");
+      var open = el("a", "panel-open", "Open in crmsync ↗");
       open.href = emailPage + email.email_id;
       open.target = "_blank";
       open.rel = "noopener";
-      actions.appendChild(open);
-      card.appendChild(actions);
+      head.appendChild(open);
+      if (actions.firstChild) {
+        card.appendChild(actions);
+      }
       return;
     }
     if (email.state === "seen") {
       if (email.reason) {
-        card.appendChild(el("p", "panel-reason muted", "Left untracked: " + email.reason));
+        card.appendChild(el("p", "panel-reason muted", "Not tracked because " + email.reason));
       }
       var track = button("Track", "button-primary button-block", function () {
         busy(track, true);

@@ -1,0 +1,146 @@
+"""The side panel in a 320-pixel pane: connect, add an unknown sender, track, revoke.
+
+As a salesperson without the add-in does it: the panel opened for an email their
+mailbox saw but did not track offers to connect; the connect dialog (a popup, logged in
+there) hands the panel a code; the panel adds the unknown sender as a contact and
+tracks the email; revoking the panel's token on the token page ends it — its next
+action is refused and it offers to connect again.
+
+Screenshots at 320 pixels go to $CRMSYNC_SHOTS (default /tmp/shots).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from crmsync.crm.models import Contact, Email
+from crmsync.crm.models.org import User
+from tests.e2e.conftest import LiveServer, Watch
+from tests.unit.api.panel_support import add_seen_message
+
+PANE = {"width": 320, "height": 800}
+MESSAGE_ID = "<rfq-2026-031@customer.example>"
+SENDER = "Unknown Sender <new.person@customer.example>"
+SUBJECT = "Request for quote: 40 licences"
+SHOTS = Path(os.environ.get("CRMSYNC_SHOTS", "/tmp/shots"))
+
+
+def _shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_the_panel_connects_adds_the_sender_tracks_the_email_and_a_revoke_ends_it(
+    page: Page, live_server: LiveServer, watch: Watch
+) -> None:
+    person = live_server.add_person("panel-pat")
+    with live_server.store.transaction() as session:
+        pat = session.scalars(select(User).where(User.username == person.username)).one()
+        pat_id = pat.id
+    add_seen_message(
+        live_server.store,
+        pat_id,
+        MESSAGE_ID,
+        sender=SENDER,
+        to="Panel Pat <pat@acme.test>",
+        subject=SUBJECT,
+    )
+    page.set_viewport_size(PANE)
+    query = urlencode(
+        {
+            "message_id": MESSAGE_ID,
+            "from": SENDER,
+            "to": "Panel Pat <pat@acme.test>",
+            "subject": SUBJECT,
+        }
+    )
+    page.goto(f"/panel?{query}")
+
+    # Not connected: the panel offers to connect, and nothing else.
+    connect = page.get_by_role("button", name="Connect to crmsync")
+    expect(connect).to_be_visible()
+    expect(page.locator("#panel-main")).to_be_hidden()
+    _shot(page, "panel-1-connect")
+
+    # The dialog: log in there, press the button; the panel gets the code by itself.
+    with page.expect_popup() as opened:
+        connect.click()
+    dialog = opened.value
+    dialog.on("console", watch.on_console)
+    dialog.on("pageerror", lambda error: watch.report(f"uncaught exception: {error}"))
+    dialog.get_by_label("Username").fill(person.username)
+    dialog.get_by_label("Password").fill(person.password)
+    dialog.get_by_role("button", name="Log in").click()
+    expect(dialog.get_by_role("heading", name="Connect the side panel")).to_be_visible()
+    expect(dialog.get_by_text(person.full_name)).to_be_visible()
+    dialog.set_viewport_size({"width": 460, "height": 640})
+    _shot(dialog, "panel-2-dialog")
+    with dialog.expect_event("close"):
+        dialog.get_by_role("button", name="Connect the side panel").click()
+    expect(page.get_by_text("Connected to crmsync.")).to_be_visible()
+    expect(page.locator(".panel-connected")).to_be_visible()
+
+    # The unknown sender, added as a contact.
+    sender = page.locator("li.panel-person", has_text="new.person@customer.example")
+    expect(sender.get_by_text("Not in the CRM")).to_be_visible()
+    expect(page.locator(".panel-badge", has_text="Not tracked")).to_be_visible()
+    expect(page.get_by_role("heading", name=SUBJECT)).to_be_visible()
+    _shot(page, "panel-3-connected")
+    sender.get_by_role("button", name="Add as contact").click()
+    expect(sender.locator(".panel-badge", has_text="Contact")).to_be_visible()
+    record = sender.get_by_role("link", name="Unknown Sender")
+    expect(record).to_have_attribute("href", re.compile(r"^/contacts/[0-9a-f-]{36}$"))
+    expect(record).to_have_attribute("target", "_blank")
+
+    # Tracked, and regarding the new contact (search as you type).
+    page.get_by_role("button", name="Track").click()
+    expect(page.locator(".panel-badge", has_text="Tracked")).to_be_visible()
+    page.get_by_role("button", name="Set regarding").click()
+    page.get_by_role("searchbox").fill("Unknown Sen")
+    hit = page.get_by_role("button", name=re.compile(r"^Unknown Sender\s*Contact"))
+    expect(hit).to_be_visible()
+    _shot(page, "panel-4-regarding-search")
+    hit.click()
+    expect(page.locator("#panel-regarding")).to_contain_text("Regarding Unknown Sender")
+    _shot(page, "panel-5-tracked")
+    with live_server.store.transaction() as session:
+        email = session.scalars(select(Email).where(Email.message_id == MESSAGE_ID)).one()
+        contact = session.scalars(
+            select(Contact).where(Contact.email1 == "new.person@customer.example")
+        ).one()
+        assert (email.regarding_type, email.regarding_id) == ("contact", contact.id)
+        assert email.owner_id == pat_id
+        assert contact.owner_id == pat_id
+
+    # The owner revokes the panel's token on the token page (their cookie session).
+    tokens = page.context.new_page()
+    tokens.set_viewport_size({"width": 1100, "height": 700})
+    tokens.goto("/options")
+    tokens.get_by_role("link", name="Tokens and side panels").click()
+    expect(tokens).to_have_url(re.compile(r"/options/tokens$"))
+    row = tokens.locator("tr.token-row", has_text="Side panel in a browser")
+    expect(row).to_contain_text("Side panel")
+    expect(row).to_contain_text("Active")
+    row.get_by_role("button", name="Revoke").click()
+    expect(tokens.get_by_text("it no longer works")).to_be_visible()
+    expect(row).to_contain_text("Revoked")
+    _shot(tokens, "tokens-revoked")
+    tokens.close()
+
+    # The panel's next action is refused, and the panel offers to connect again.
+    watch.expect_console(r"status of 401")
+    page.get_by_role("button", name="Untrack").click()
+    page.locator(".panel-confirm").get_by_role("button", name="Untrack").click()
+    expect(page.get_by_role("button", name="Connect to crmsync")).to_be_visible()
+    expect(page.get_by_text("connection to crmsync has ended")).to_be_visible()
+    expect(page.locator("#panel-main")).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('crmsync.panelToken')") is None
+    _shot(page, "panel-6-revoked")
+    with live_server.store.transaction() as session:
+        assert session.scalars(select(Email.id).where(Email.message_id == MESSAGE_ID)).one()
