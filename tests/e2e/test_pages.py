@@ -22,7 +22,7 @@ from crmsync.crm.models import Account, Contact, Email
 from crmsync.crm.types import Direction, EmailStatus, Participation, RecordType
 from tests.e2e.conftest import LiveServer, log_in
 
-PUBLIC_PAGES = ["/login", "/docs", "/redoc", "/no-such-page"]
+PUBLIC_PAGES = ["/login", "/docs", "/redoc", "/panel", "/no-such-page"]
 CUSTOMER = "Crawlworth Shipping"
 MAX_PAGES = 60
 URL_ATTRIBUTES = ("href", "src", "action", "formaction", "poster", "data", "srcset")

@@ -20,7 +20,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from crmsync.crm.models import Contact, Email
-from crmsync.crm.models.org import User
+from crmsync.crm.models.org import ApiToken, User
+from crmsync.crm.types import TokenKind
 from tests.e2e.conftest import LiveServer, Watch
 from tests.unit.api.panel_support import add_seen_message
 
@@ -144,3 +145,44 @@ def test_the_panel_connects_adds_the_sender_tracks_the_email_and_a_revoke_ends_i
     _shot(page, "panel-6-revoked")
     with live_server.store.transaction() as session:
         assert session.scalars(select(Email.id).where(Email.message_id == MESSAGE_ID)).one()
+
+
+def test_a_typed_code_connects_the_panel_and_disconnect_ends_it(
+    page: Page, live_server: LiveServer, watch: Watch
+) -> None:
+    person = live_server.add_person("panel-quinn")
+    page.set_viewport_size(PANE)
+    page.goto("/panel?" + urlencode({"from": "Ann Buyer <ann.buyer@customer.example>"}))
+    watch.expect_console(r"status of 401")  # the wrong code below
+    page.get_by_label("Or type the code crmsync showed you").fill("ZZZZ-ZZZZ")
+    page.get_by_role("button", name="Use code").click()
+    expect(page.get_by_text("That code is unknown, used or expired")).to_be_visible()
+
+    # The dialog opened by hand (no panel opened it): the code is shown, to be typed.
+    dialog = page.context.new_page()
+    dialog.goto("/panel/connect")
+    dialog.get_by_label("Username").fill(person.username)
+    dialog.get_by_label("Password").fill(person.password)
+    dialog.get_by_role("button", name="Log in").click()
+    dialog.get_by_role("button", name="Connect the side panel").click()
+    code = dialog.locator("#connect-code").inner_text()
+    assert re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}", code)
+    dialog.close()
+
+    page.get_by_label("Or type the code crmsync showed you").fill(code.lower())
+    page.get_by_role("button", name="Use code").click()
+    buyer = page.locator("li.panel-person", has_text="ann.buyer@customer.example")
+    expect(buyer.get_by_role("button", name="Add as lead")).to_be_visible()
+    expect(page.get_by_text("has no Message-ID")).to_be_visible()
+
+    page.get_by_role("button", name="Disconnect").click()
+    expect(page.get_by_text("Disconnected.")).to_be_visible()
+    expect(page.get_by_role("button", name="Connect to crmsync")).to_be_visible()
+    with live_server.store.transaction() as session:
+        quinn = session.scalars(select(User.id).where(User.username == person.username)).one()
+        panels = session.scalars(
+            select(ApiToken).where(ApiToken.user_id == quinn, ApiToken.kind == TokenKind.PANEL)
+        ).all()
+        assert [(token.name, token.revoked) for token in panels] == [
+            ("Side panel in a browser", True)
+        ]
