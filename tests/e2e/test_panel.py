@@ -186,3 +186,79 @@ def test_a_typed_code_connects_the_panel_and_disconnect_ends_it(
         assert [(token.name, token.revoked) for token in panels] == [
             ("Side panel in a browser", True)
         ]
+
+
+# Office.js stands in for Microsoft's script (the only foreign one the add-in loads): the
+# item, the dialog and messageParent, recorded on window for the test to drive.
+OFFICE_STUB = """
+window.__office = {};
+window.Office = {
+  AsyncResultStatus: { Succeeded: "succeeded" },
+  EventType: { DialogMessageReceived: "dialogMessageReceived", ItemChanged: "itemChanged" },
+  onReady: function (ready) { window.setTimeout(ready, 0); },
+  context: {
+    diagnostics: { platform: "OfficeOnline" },
+    mailbox: {
+      item: {
+        internetMessageId: "<office-1@customer.example>",
+        from: { displayName: "Doe, Jane", emailAddress: "jane.doe@customer.example" },
+        to: [{ displayName: "Panel Rae", emailAddress: "rae@acme.test" }],
+        cc: [],
+        subject: "Hello from Outlook"
+      },
+      addHandlerAsync: function () {}
+    },
+    ui: {
+      displayDialogAsync: function (url, options, done) {
+        window.__office.dialogUrl = url;
+        done({ status: "succeeded", value: {
+          addEventHandler: function (type, handler) { window.__office.handler = handler; },
+          close: function () { window.__office.closed = true; }
+        } });
+      },
+      messageParent: function (message) { window.__office.sent = message; }
+    }
+  }
+};
+"""
+
+
+def test_as_the_outlook_add_in_the_panel_reads_the_item_and_connects_through_office(
+    page: Page, live_server: LiveServer
+) -> None:
+    person = live_server.add_person("panel-rae")
+    page.context.route(
+        "https://appsforoffice.microsoft.com/**",
+        lambda route: route.fulfill(body=OFFICE_STUB, content_type="text/javascript"),
+    )
+    page.set_viewport_size(PANE)
+    page.goto("/panel?host=outlook")
+    page.get_by_role("button", name="Connect to crmsync").click()
+    dialog_url = page.evaluate("window.__office.dialogUrl")
+    assert dialog_url == f"{live_server.url}/panel/connect?host=outlook"
+
+    dialog = page.context.new_page()
+    dialog.goto(dialog_url)
+    dialog.get_by_label("Username").fill(person.username)
+    dialog.get_by_label("Password").fill(person.password)
+    dialog.get_by_role("button", name="Log in").click()
+    dialog.get_by_role("button", name="Connect the side panel").click()
+    expect(dialog.locator("#connect-code")).to_be_visible()
+    expect(dialog.locator("#connect-status")).to_contain_text("Sent to the side panel")
+    code = dialog.evaluate("window.__office.sent")
+    assert code == dialog.locator("#connect-code").inner_text()
+    dialog.close()
+
+    page.evaluate("code => window.__office.handler({ message: code })", code)
+    expect(page.get_by_text("Connected to crmsync.")).to_be_visible()
+    assert page.evaluate("window.__office.closed") is True
+    # The item's people, a display name with a comma kept whole.
+    jane = page.locator("li.panel-person", has_text="jane.doe@customer.example")
+    expect(jane.locator(".panel-person-name")).to_have_text("Doe, Jane")
+    expect(page.get_by_role("heading", name="Hello from Outlook")).to_be_visible()
+    with live_server.store.transaction() as session:
+        rae = session.scalars(select(User.id).where(User.username == person.username)).one()
+        names = session.scalars(
+            select(ApiToken.name).where(ApiToken.user_id == rae, ApiToken.kind == TokenKind.PANEL)
+        ).all()
+        assert names == ["Outlook OfficeOnline"]

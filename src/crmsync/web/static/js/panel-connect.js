@@ -24,15 +24,23 @@
     }
   }
 
-  if (outlook) {
-    window.Office.onReady(function () {
-      window.Office.context.ui.messageParent(code);
-      say("Sent to the side panel. This window closes when it has connected.");
-    });
+  function toOpener() {
+    if (window.opener && !window.opener.closed) {
+      window.opener.postMessage({ type: "crmsync-connect-code", code: code }, window.location.origin);
+      say("Sent to the side panel. This window closes when it has connected; if it does not, type the code into the panel.");
+    }
+  }
+
+  if (!outlook) {
+    toOpener();
     return;
   }
-  if (window.opener && !window.opener.closed) {
-    window.opener.postMessage({ type: "crmsync-connect-code", code: code }, window.location.origin);
-    say("Sent to the side panel. This window closes when it has connected; if it does not, type the code into the panel.");
-  }
+  window.Office.onReady(function () {
+    try {
+      window.Office.context.ui.messageParent(code);
+      say("Sent to the side panel. This window closes when it has connected.");
+    } catch (error) {
+      toOpener(); // ?host=outlook in a plain browser: no Office dialog to answer
+    }
+  });
 })();

@@ -642,8 +642,10 @@
 
   if (outlook) {
     window.Office.onReady(function () {
-      start();
       var mailbox = window.Office.context.mailbox;
+      // ?host=outlook opened in a plain browser: Office.js is there, but no mailbox.
+      outlook = Boolean(mailbox);
+      start();
       if (mailbox && mailbox.addHandlerAsync) {
         // A pinned pane stays open while the person moves to another email.
         mailbox.addHandlerAsync(window.Office.EventType.ItemChanged, function () {
