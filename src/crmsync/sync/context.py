@@ -78,6 +78,31 @@ def load_context(
         except SyncError as exc:
             plan_error = exc
     profile = mailbox.profile
+    return snapshot(
+        mailbox,
+        settings=settings,
+        preferences=preferences,
+        process_email_after=profile.process_email_after if profile else None,
+        delete_after_processing=mailbox.delete_after_processing,
+        plan=plan,
+        plan_error=plan_error,
+        why_not=why_not,
+    )
+
+
+def snapshot(
+    mailbox: Mailbox,
+    *,
+    settings: OrganisationSettings,
+    preferences: TrackingPreferences,
+    process_email_after: datetime | None,
+    delete_after_processing: bool,
+    plan: ConnectionPlan | None,
+    plan_error: SyncError | None,
+    why_not: str,
+) -> MailboxContext:
+    """The context of ``mailbox`` with what the caller read or decided; it may run when
+    ``why_not`` is empty."""
     return MailboxContext(
         mailbox_id=mailbox.id,
         organisation_id=mailbox.organisation_id,
@@ -87,8 +112,8 @@ def load_context(
         address=mailbox.email_address,
         settings=settings,
         preferences=preferences,
-        process_email_after=profile.process_email_after if profile else None,
-        delete_after_processing=mailbox.delete_after_processing,
+        process_email_after=process_email_after,
+        delete_after_processing=delete_after_processing,
         plan=plan,
         plan_error=plan_error,
         runnable=not why_not,

@@ -47,7 +47,7 @@ from crmsync.crm.preferences import mailbox_preferences
 from crmsync.crm.records import get_user_in_org, require_assign_to
 from crmsync.crm.settings import OrganisationSettings
 from crmsync.crm.types import Privilege, RecordType
-from crmsync.sync.context import MailboxContext
+from crmsync.sync.context import MailboxContext, snapshot
 from crmsync.sync.prepare import Fetched, Ready, discard_leftovers, prepare_fetched
 from crmsync.sync.tracker import create_sender_record, dedupe_key, forced_decision, gather
 from crmsync.tracking.headers import extract_msgids
@@ -114,20 +114,14 @@ def _context(session: Session, mailbox: Mailbox) -> MailboxContext:
     talks to no server, so nothing secret is decrypted."""
     organisation = session.get(Organisation, mailbox.organisation_id)
     assert organisation is not None
-    return MailboxContext(
-        mailbox_id=mailbox.id,
-        organisation_id=mailbox.organisation_id,
-        owner_id=mailbox.owner_id,
-        owning_business_unit_id=mailbox.owning_business_unit_id,
-        queue_id=mailbox.queue_id,
-        address=mailbox.email_address,
+    return snapshot(
+        mailbox,
         settings=OrganisationSettings.model_validate(organisation.settings),
         preferences=mailbox_preferences(session, mailbox),
         process_email_after=None,  # a person asked: the profile's cut-off does not apply
         delete_after_processing=False,
         plan=None,
         plan_error=None,
-        runnable=False,
         why_not="tracked by hand",
     )
 
