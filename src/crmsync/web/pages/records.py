@@ -273,27 +273,30 @@ def timeline_fragment(
     return render(request, "partials/timeline_items.html", context)
 
 
+RecordHandler = Callable[
+    [Request, CurrentViewer, Session, RecordType, uuid.UUID, str | None], Response
+]
+
+
+def _for_type(handler: RecordHandler, record_type: RecordType) -> Callable[..., Response]:
+    """``handler`` as the route of one record type: the type is the path's, not a parameter."""
+
+    def route(
+        request: Request,
+        viewer: CurrentViewer,
+        session: SessionDep,
+        record_id: uuid.UUID,
+        cursor: Cursor = None,
+    ) -> Response:
+        return handler(request, viewer, session, record_type, record_id, cursor)
+
+    return route
+
+
 def _add_routes(record_type: RecordType) -> None:
     base = f"/{RECORD_PAGES[record_type]}/{{record_id:uuid}}"
-
-    def page(
-        request: Request,
-        viewer: CurrentViewer,
-        session: SessionDep,
-        record_id: uuid.UUID,
-        cursor: Cursor = None,
-    ) -> Response:
-        return record_page(request, viewer, session, record_type, record_id, cursor)
-
-    def fragment(
-        request: Request,
-        viewer: CurrentViewer,
-        session: SessionDep,
-        record_id: uuid.UUID,
-        cursor: Cursor = None,
-    ) -> Response:
-        return timeline_fragment(request, viewer, session, record_type, record_id, cursor)
-
+    page = _for_type(record_page, record_type)
+    fragment = _for_type(timeline_fragment, record_type)
     router.add_api_route(base, page, methods=["GET"], name=f"{record_type.value}_page")
     router.add_api_route(
         f"{base}/timeline", fragment, methods=["GET"], name=f"{record_type.value}_timeline"
