@@ -57,23 +57,4 @@ def explain_tracking(
     """Which mailboxes saw this email, why it was tracked and how it was correlated."""
     email = get_activity(session, principal, Email, email_id)
     found = email_context.explain_tracking(session, principal, email)
-    matched = found.correlated_with
-    return TrackingExplanation(
-        email_id=found.email_id,
-        correlation_method=found.correlation_method,
-        correlated_with=CorrelatedEmail(id=matched.id, subject=matched.subject)
-        if matched is not None
-        else None,
-        parse_defects=found.parse_defects,
-        sightings=[
-            Sighting(
-                mailbox_id=row.mailbox_id,
-                mailbox_name=row.mailbox_name,
-                folder=row.folder,
-                tracked=row.tracked,
-                reason=row.reason,
-                seen_at=row.seen_at,
-            )
-            for row in found.sightings
-        ],
-    )
+    return TrackingExplanation.model_validate(found, from_attributes=True)
