@@ -34,7 +34,7 @@ from crmsync.crm.models.activities import ActivityParty, Email
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.models.sync_state import MailboxMessage
-from crmsync.crm.panel_lookup import display_name
+from crmsync.crm.panel_lookup import RecordRef, display_name
 from crmsync.crm.records import RECORD_MODELS
 from crmsync.crm.search import ESCAPE, escape_like
 from crmsync.crm.types import CorrelationMethod, Participation, Privilege, RecordType
@@ -114,13 +114,6 @@ def correlated_with(session: Session, principal: Principal, email: Email) -> Ema
 
 
 # -- parties and regarding ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordRef:
-    record_type: RecordType
-    id: uuid.UUID
-    name: str
 
 
 @dataclass(frozen=True)

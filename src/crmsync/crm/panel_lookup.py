@@ -72,6 +72,8 @@ class Participant:
 
 @dataclass(frozen=True)
 class RecordRef:
+    """A customer record by its type, id and the name shown for it."""
+
     record_type: RecordType
     id: uuid.UUID
     name: str
