@@ -4,32 +4,14 @@ on both backends: every email and key stays, and the new columns work at once.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select, text
 
 from crmsync.crm.models import Email, EmailKey
 from crmsync.crm.store import Store
-from tests.conftest import BACKENDS
-from tests.servers.postgres import fresh_database
 
 BEFORE = "64bdb35bc00f"
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'old.sqlite3'}", tmp_path / "blobs")
-        yield store
-        store.dispose()
-        return
-    with fresh_database() as url:
-        store = Store(url, tmp_path / "blobs")
-        yield store
-        store.dispose()
 
 
 def test_upgrade_keeps_tracked_email_and_allows_links_and_tombstones(

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select, text
 
 from crmsync.crm.models import Mailbox, MailboxChannel, RolePrivilege
 from crmsync.crm.store import Store
 from crmsync.crm.types import Channel, RecordType
-from tests.conftest import BACKENDS
-from tests.servers.postgres import fresh_database
 
 FIRST_REVISION = "7e23069821ac"
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'old.sqlite3'}", tmp_path / "blobs")
-        yield store
-        store.dispose()
-        return
-    with fresh_database() as url:
-        store = Store(url, tmp_path / "blobs")
-        yield store
-        store.dispose()
 
 
 def test_upgrade_gives_existing_users_a_mailbox_and_admins_the_new_rights(
