@@ -6,43 +6,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
 
 import pytest
 
 from crmsync.crm import activities, records
-from crmsync.crm.access import Principal
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.errors import NotFound
-from crmsync.crm.models import Account, Case, Contact, Email, Opportunity, Task
+from crmsync.crm.models import Account, Case, Contact, Opportunity, Task
 from crmsync.crm.pagination import Page
 from crmsync.crm.timeline import TimelineItem, Via, timeline
 from crmsync.crm.types import Participation, RecordType
 from tests.conftest import Org
+from tests.unit.crm.activity_support import add_email
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def _email(
-    session: Any,
-    principal: Principal,
-    subject: str,
-    minutes: int,
-    *,
-    regarding: tuple[RecordType, uuid.UUID] | None = None,
-    parties: list[PartySpec] | None = None,
-    owner_id: uuid.UUID | None = None,
-) -> uuid.UUID:
-    values: dict[str, Any] = {
-        "subject": subject,
-        "actual_start": START + timedelta(minutes=minutes),
-    }
-    if regarding is not None:
-        values["regarding_type"], values["regarding_id"] = regarding
-    email = activities.create_activity(
-        session, principal, Email, values, parties or [], owner_id=owner_id
-    )
-    return email.id
+_email = partial(add_email, start=START)
 
 
 def _seen(page: Page[TimelineItem]) -> list[tuple[str, str | None]]:

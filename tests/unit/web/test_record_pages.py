@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -17,9 +18,10 @@ from lxml import html as lxml_html
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.auth import hash_password
-from crmsync.crm.models import Account, Case, Contact, Email, Lead, Opportunity, Task, User
+from crmsync.crm.models import Account, Case, Contact, Lead, Opportunity, Task, User
 from crmsync.crm.types import Direction, EmailStatus, Participation, RecordType
 from tests.conftest import Org
+from tests.unit.crm.activity_support import add_email
 from tests.unit.web.conftest import log_in
 
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -43,26 +45,8 @@ def _person(web_org: Org, session: Any, username: str, **kwargs: Any) -> uuid.UU
     return user_id
 
 
-def _email(
-    session: Any,
-    principal: Any,
-    subject: str,
-    minutes: int,
-    *,
-    regarding: tuple[RecordType, uuid.UUID] | None = None,
-    parties: list[PartySpec] | None = None,
-    body: str = "",
-) -> uuid.UUID:
-    values: dict[str, Any] = {
-        "subject": subject,
-        "actual_start": START + timedelta(minutes=minutes),
-        "direction": Direction.INCOMING,
-        "status": EmailStatus.RECEIVED,
-        "body_text": body,
-    }
-    if regarding is not None:
-        values["regarding_type"], values["regarding_id"] = regarding
-    return activities.create_activity(session, principal, Email, values, parties or []).id
+# Received from outside, ``minutes`` after START.
+_email = partial(add_email, start=START, direction=Direction.INCOMING, status=EmailStatus.RECEIVED)
 
 
 def _contoso(web_org: Org) -> Contoso:
@@ -117,7 +101,7 @@ def _contoso(web_org: Org) -> Contoso:
                     address="nancy@contoso.example",
                 )
             ],
-            body="Hello,   could you send\nthe quote?",
+            body_text="Hello,   could you send\nthe quote?",
         )
         return Contoso(account.id, nancy.id, deal.id, ticket.id, lead.id, email)
 
