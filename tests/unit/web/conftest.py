@@ -59,6 +59,14 @@ def log_in(
     return csrf_token(client.get("/").text)
 
 
+def assert_needs_login(client: TestClient, path: str, next_param: str | None = None) -> None:
+    """Without a login, ``path`` sends to the login form, which will come back to it;
+    ``next_param`` is ``path`` as the form's query carries it, when it needs encoding."""
+    page = client.get(path)
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/login?next={next_param or path}"
+
+
 def csrf_token(page: str) -> str:
     found = re.search(r'<meta name="csrf-token" content="([^"]*)">', page)
     assert found, page

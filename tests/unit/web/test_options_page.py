@@ -12,7 +12,7 @@ from crmsync.crm.preferences import my_preferences
 from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
 from crmsync.web.pages.options import TRACKING_FIELDS
 from tests.conftest import Org
-from tests.unit.web.conftest import log_in
+from tests.unit.web.conftest import assert_needs_login, log_in
 
 CHOICES = {
     "track_scope": "from_crm_records",
@@ -137,6 +137,4 @@ def test_the_options_are_ones_own(browser: TestClient, web_org: Org) -> None:
 
 
 def test_the_page_needs_a_login(browser: TestClient) -> None:
-    page = browser.get("/options")
-    assert page.status_code == 303
-    assert page.headers["location"] == "/login?next=/options"
+    assert_needs_login(browser, "/options")

@@ -20,7 +20,7 @@ from crmsync.crm.types import TokenKind
 from crmsync.web.pages.panel import OFFICE_JS
 from crmsync.web.security import DEFAULT_CSP
 from tests.conftest import Org
-from tests.unit.web.conftest import csrf_token, log_in
+from tests.unit.web.conftest import assert_needs_login, csrf_token, log_in
 
 CODE = re.compile(r'data-code="([0-9A-Z]{4}-[0-9A-Z]{4})"')
 FOREIGN = re.compile(r"""(?:src|href)=["']https?://""")
@@ -88,9 +88,7 @@ def test_the_panel_needs_no_login_and_shows_nothing_personal(
 
 
 def test_the_connect_dialog_asks_to_log_in_first(browser: TestClient) -> None:
-    page = browser.get("/panel/connect?host=outlook")
-    assert page.status_code == 303
-    assert page.headers["location"] == "/login?next=/panel/connect%3Fhost%3Doutlook"
+    assert_needs_login(browser, "/panel/connect?host=outlook", "/panel/connect%3Fhost%3Doutlook")
 
 
 def test_the_connect_button_gives_a_code_that_connects_a_panel_of_its_user(

@@ -22,7 +22,7 @@ from crmsync.crm.models import Account, Case, Contact, Lead, Opportunity, Task, 
 from crmsync.crm.types import Direction, EmailStatus, Participation, RecordType
 from tests.conftest import Org
 from tests.unit.crm.activity_support import add_email
-from tests.unit.web.conftest import log_in
+from tests.unit.web.conftest import assert_needs_login, log_in
 
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PASSWORD = "a-long-password"
@@ -437,6 +437,4 @@ def test_an_empty_timeline_says_so(browser: TestClient, web_org: Org) -> None:
 
 def test_record_pages_need_a_login(browser: TestClient, web_org: Org) -> None:
     contoso = _contoso(web_org)
-    page = browser.get(f"/contacts/{contoso.nancy}")
-    assert page.status_code == 303
-    assert page.headers["location"] == f"/login?next=/contacts/{contoso.nancy}"
+    assert_needs_login(browser, f"/contacts/{contoso.nancy}")

@@ -19,7 +19,7 @@ from crmsync.crm.models.org import ApiToken, User
 from crmsync.crm.store import Store
 from crmsync.crm.types import TokenKind
 from tests.conftest import Org
-from tests.unit.web.conftest import csrf_token, log_in
+from tests.unit.web.conftest import assert_needs_login, csrf_token, log_in
 
 
 def _issue(
@@ -122,6 +122,4 @@ def test_revoking_needs_the_csrf_token(browser: TestClient, web_store: Store, we
 
 
 def test_the_list_needs_a_login(browser: TestClient) -> None:
-    page = browser.get("/options/tokens")
-    assert page.status_code == 303
-    assert page.headers["location"] == "/login?next=/options/tokens"
+    assert_needs_login(browser, "/options/tokens")
