@@ -26,14 +26,20 @@ pytest_plugins = ["tests.servers.fixtures"]
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def sqlite_store(root: Path) -> Store:
+    """A store of its own in ``root`` (an SQLite file and the blob folder), migrated."""
+    store = Store(f"sqlite:///{root / 'crmsync.sqlite3'}", root / "blobs")
+    store.migrate()
+    return store
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def migrated_store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Store]:
     root = tmp_path_factory.mktemp(f"store-{request.param}")
     if request.param == "sqlite":
-        store = Store(f"sqlite:///{root / 'crmsync.sqlite3'}", root / "blobs")
-        store.migrate()
+        store = sqlite_store(root)
         yield store
         store.dispose()
         return

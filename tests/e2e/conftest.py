@@ -59,7 +59,7 @@ from crmsync.crm.models.org import User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.setup import SALESPERSON
 from crmsync.crm.store import Store
-from tests.conftest import Org, make_org
+from tests.conftest import Org, make_org, sqlite_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -132,8 +132,7 @@ def _listening_socket() -> socket.socket:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("e2e-store")
-    store = Store(f"sqlite:///{root / 'crmsync.sqlite3'}", root / "blobs")
-    store.migrate()
+    store = sqlite_store(root)
     org = make_org(store)
     settings = Settings(data_dir=root, secret_key=SecretBox.generate_key())
     app = create_app(settings, store)

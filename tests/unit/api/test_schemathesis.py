@@ -39,7 +39,7 @@ from crmsync.crm.models import Base
 from crmsync.crm.models.org import User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
-from tests.conftest import make_org
+from tests.conftest import make_org, sqlite_store
 
 MAX_EXAMPLES = 25
 STATEFUL_STEPS = 10
@@ -121,8 +121,7 @@ class Api:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("schemathesis")
-    store = Store(f"sqlite:///{root / 'crmsync.sqlite3'}", root / "blobs")
-    store.migrate()
+    store = sqlite_store(root)
     app = create_app(_settings(root), store)
     install_openapi(app)
     assert app.openapi() == DOCUMENT

@@ -15,7 +15,7 @@ from crmsync.api.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
-from tests.conftest import Org, _empty, make_org
+from tests.conftest import Org, _empty, make_org, sqlite_store
 
 OWN = "http://testserver"
 
@@ -23,8 +23,7 @@ OWN = "http://testserver"
 @pytest.fixture(scope="session")
 def web_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     root = tmp_path_factory.mktemp("web-store")
-    store = Store(f"sqlite:///{root / 'crmsync.sqlite3'}", root / "blobs")
-    store.migrate()
+    store = sqlite_store(root)
     yield store
     store.dispose()
 
