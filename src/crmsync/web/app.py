@@ -32,7 +32,19 @@ from starlette.types import Scope
 
 from crmsync.config import Settings
 from crmsync.web import addin, docs, errors
-from crmsync.web.pages import auth, emails, home, options, panel, records, tokens
+from crmsync.web.pages import (
+    admin_alerts,
+    admin_dashboard,
+    admin_mailboxes,
+    admin_settings,
+    auth,
+    emails,
+    home,
+    options,
+    panel,
+    records,
+    tokens,
+)
 from crmsync.web.security import SecurityHeadersMiddleware
 from crmsync.web.templating import STATIC_DIR, STATIC_PREFIX, content_hash
 
@@ -46,6 +58,10 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     options.router,
     tokens.router,
     panel.router,
+    admin_settings.router,
+    admin_mailboxes.router,
+    admin_alerts.router,
+    admin_dashboard.router,
 )
 
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -1,6 +1,8 @@
 """Who is looking at a page: the logged-in user, from the ``crmsync_session`` cookie.
 
-A page route depends on ``CurrentViewer`` (or ``WebPrincipal`` for the rights alone)::
+A page route depends on ``CurrentViewer`` (or ``WebPrincipal`` for the rights alone; an
+administrator's page on ``AdminViewer`` or ``BriefAdminViewer``, which answer the 404
+page to anyone else, so the pages' existence is not shown)::
 
     @router.get("/accounts/{account_id}", include_in_schema=False)
     def account_page(request: Request, viewer: CurrentViewer, session: SessionDep) -> Response:
@@ -38,7 +40,7 @@ from crmsync.api.credentials import SESSION_COOKIE
 from crmsync.api.deps import SessionDep, StoreDep
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.auth import authenticate_token
-from crmsync.crm.errors import AuthenticationFailed
+from crmsync.crm.errors import AuthenticationFailed, NotFound
 from crmsync.crm.models.org import User
 from crmsync.crm.types import Privilege, RecordType, TokenKind
 
@@ -183,3 +185,25 @@ def get_optional_viewer(request: Request, store: StoreDep) -> Viewer | None:
 
 
 OptionalViewer = Annotated[Viewer | None, Depends(get_optional_viewer)]
+
+
+def _admin(viewer: Viewer) -> Viewer:
+    if not viewer.is_admin:
+        # A salesperson learns nothing, not even that the page exists. Each page still
+        # checks the privileges of what it reads and changes through crm/access.py.
+        raise NotFound("page", "")
+    return viewer
+
+
+def get_admin_viewer(viewer: CurrentViewer) -> Viewer:
+    return _admin(viewer)
+
+
+AdminViewer = Annotated[Viewer, Depends(get_admin_viewer)]
+
+
+def get_admin_viewer_briefly(viewer: BriefViewer) -> Viewer:
+    return _admin(viewer)
+
+
+BriefAdminViewer = Annotated[Viewer, Depends(get_admin_viewer_briefly)]
