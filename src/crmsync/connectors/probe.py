@@ -2,7 +2,8 @@
 
 What it is for: an administrator presses "Test & Enable" and sees which step failed and
 why, in words: ``probe_imap``/``probe_pop3``/``probe_smtp`` return a ``ProbeResult`` whose
-steps run in order and stop at the first failure (later steps are not listed):
+steps run in order and stop at the first failure (later steps are not listed); an
+``on_step`` callback hears of each step as soon as it has finished:
 
     IMAP   dns → tcp → tls → auth → inbox   (EXAMINE INBOX: count, sync capabilities)
     POP3   dns → tcp → tls → auth → inbox   (STAT)
@@ -91,11 +92,22 @@ class _Lazy(Generic[C]):
             self.value = None
 
 
+# Told of each step as soon as it has finished, so a caller can show a check as it runs.
+OnStep = Callable[[ProbeStep], None]
+
+
 class _Probe:
-    def __init__(self, protocol: str, endpoint: Endpoint, secrets: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        endpoint: Endpoint,
+        secrets: tuple[str, ...],
+        on_step: OnStep | None = None,
+    ) -> None:
         self.protocol = protocol
         self.endpoint = endpoint
         self.secrets = secrets
+        self.on_step = on_step
         self.steps: list[ProbeStep] = []
         self.capabilities: frozenset[str] = frozenset()
 
@@ -108,7 +120,10 @@ class _Probe:
             detail, code, ok = error.detail, error.code, False
         seconds = time.perf_counter() - started
         detail = redact(detail, self.secrets)
-        self.steps.append(ProbeStep(name, ok, seconds, detail, code))
+        finished = ProbeStep(name, ok, seconds, detail, code)
+        self.steps.append(finished)
+        if self.on_step is not None:
+            self.on_step(finished)
         logger.debug(
             "probe %s %s: %s %s in %.3fs: %s",
             self.protocol,
@@ -164,9 +179,11 @@ def _login_detail(credentials: Credentials, mechanism: str) -> str:
     return f"logged in as {credentials.username} with {how}"
 
 
-def probe_imap(endpoint: Endpoint, credentials: Credentials) -> ProbeResult:
+def probe_imap(
+    endpoint: Endpoint, credentials: Credentials, on_step: OnStep | None = None
+) -> ProbeResult:
     """Check an IMAP server: dns, tcp, tls, auth, inbox. Never raises."""
-    probe = _Probe("imap", endpoint, credentials.secrets)
+    probe = _Probe("imap", endpoint, credentials.secrets, on_step)
     connection = _Lazy(lambda: ImapConnection.connect(endpoint), ImapConnection.logout)
 
     def auth() -> str:
@@ -197,9 +214,11 @@ def probe_imap(endpoint: Endpoint, credentials: Credentials) -> ProbeResult:
     return probe.result()
 
 
-def probe_pop3(endpoint: Endpoint, credentials: Credentials) -> ProbeResult:
+def probe_pop3(
+    endpoint: Endpoint, credentials: Credentials, on_step: OnStep | None = None
+) -> ProbeResult:
     """Check a POP3 server: dns, tcp, tls, auth, inbox (STAT). Never raises."""
-    probe = _Probe("pop3", endpoint, credentials.secrets)
+    probe = _Probe("pop3", endpoint, credentials.secrets, on_step)
     connection = _Lazy(lambda: Pop3Connection.connect(endpoint), Pop3Connection.quit)
 
     def auth() -> str:
@@ -225,9 +244,11 @@ def probe_pop3(endpoint: Endpoint, credentials: Credentials) -> ProbeResult:
     return probe.result()
 
 
-def probe_smtp(endpoint: Endpoint, credentials: Credentials | None) -> ProbeResult:
+def probe_smtp(
+    endpoint: Endpoint, credentials: Credentials | None, on_step: OnStep | None = None
+) -> ProbeResult:
     """Check an SMTP server: dns, tcp, tls, ehlo, auth; sends no message. Never raises."""
-    probe = _Probe("smtp", endpoint, credentials.secrets if credentials else ())
+    probe = _Probe("smtp", endpoint, credentials.secrets if credentials else (), on_step)
     connection = _Lazy(lambda: SmtpConnection.connect(endpoint), SmtpConnection.quit)
 
     def ehlo() -> str:
