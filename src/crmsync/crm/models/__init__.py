@@ -39,6 +39,7 @@ from crmsync.crm.models.records import (
     Opportunity,
 )
 from crmsync.crm.models.sharing import EmailAddressEntry, RecordShare
+from crmsync.crm.models.stats import SyncPass
 from crmsync.crm.models.sync_state import (
     EmailKey,
     FolderCursor,
@@ -82,6 +83,7 @@ __all__ = [
     "RecordShare",
     "RolePrivilege",
     "SecurityRole",
+    "SyncPass",
     "Task",
     "Team",
     "TokenCounter",
