@@ -31,6 +31,7 @@ from crmsync.api.routes import (
     directory,
     email_actions,
     mailboxes,
+    organisation,
     outgoing,
     panel,
     preferences,
@@ -41,6 +42,7 @@ from crmsync.api.routes import (
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
+from crmsync.metrics import SyncMetrics
 from crmsync.runtime.embedded import EmbeddedRuntime
 from crmsync.web.app import install_web
 
@@ -56,6 +58,8 @@ def create_app(
 ) -> FastAPI:
     """The API; with ``run_sync`` the embedded sync engine runs for the app's lifetime."""
     box = secret_box or SecretBox.from_settings(settings)
+    # The app's own Prometheus registry, counted into by its embedded engine (/metrics).
+    metrics = SyncMetrics.for_store(store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +67,8 @@ def create_app(
             yield
             return
         stop = asyncio.Event()
-        engine = asyncio.create_task(EmbeddedRuntime(store, box).run(stop))
+        runtime = EmbeddedRuntime(store, box, metrics=metrics)
+        engine = asyncio.create_task(runtime.run(stop))
         try:
             yield
         finally:
@@ -84,6 +89,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.secret_box = box
+    app.state.metrics = metrics
     problems.install(app)
     csrf.install(app, settings)
     for router in (
@@ -95,6 +101,7 @@ def create_app(
         email_actions.router,
         search.router,
         preferences.router,
+        organisation.router,
         panel.router,
         *records.routers(),
     ):

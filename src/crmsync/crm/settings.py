@@ -10,17 +10,42 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The largest size limit an organisation may set: 10 GiB, far beyond any mail server's.
+MAX_BYTES = 10 * 1024**3
+
 
 class OrganisationSettings(BaseModel):
+    """What an organisation's administrators decide for every mailbox; read by the sync
+    engines on every pass, changed through crmsync.crm.organisation (which also says what
+    a new value must be)."""
+
     model_config = ConfigDict(extra="allow")
 
     email_domain: str = Field(
-        default="crmsync.invalid", description="Domain for Message-IDs of CRM email."
+        default="crmsync.invalid",
+        description="The domain of the Message-IDs of email sent from the CRM "
+        "(<crm.3f2a…@acme.example>), stored in its ASCII (IDNA) form; replies name it in "
+        "In-Reply-To, so it should be a domain the organisation owns.",
     )
-    use_tracking_token: bool = True
-    tracking_token_prefix: str = Field(default="CRM:", max_length=20)
-    tracking_token_digits: int = Field(default=7, ge=3, le=12)
-    process_email_only_for_approved: bool = True
+    use_tracking_token: bool = Field(
+        default=True,
+        description="Whether email sent from the CRM ends its subject with a tracking "
+        "token (CRM:0001234), which correlates a reply whose mail client dropped the "
+        "In-Reply-To and References headers.",
+    )
+    tracking_token_prefix: str = Field(
+        default="CRM:",
+        max_length=20,
+        description="What a tracking token starts with: no spaces, not ending in a digit. "
+        "Tokens of an earlier prefix are no longer recognised in replies.",
+    )
+    tracking_token_digits: int = Field(
+        default=7, ge=3, le=12, description="How many digits a tracking token has."
+    )
+    process_email_only_for_approved: bool = Field(
+        default=True,
+        description="Sync only mailboxes an administrator has approved.",
+    )
     blocked_attachment_extensions: list[str] = Field(
         default_factory=lambda: [
             "ade",
@@ -58,17 +83,48 @@ class OrganisationSettings(BaseModel):
             "wsc",
             "wsf",
             "wsh",
-        ]
+        ],
+        description="File extensions of attachments never stored (exe, js, …), in lower "
+        "case without the dot; the email is tracked without them, and says so.",
     )
-    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=0)
-    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_attachment_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=0,
+        le=MAX_BYTES,
+        description="Attachments larger than this many bytes are not stored.",
+    )
+    max_message_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        le=MAX_BYTES,
+        description="Messages larger than this many bytes are not fetched nor tracked.",
+    )
     blocked_senders: list[str] = Field(
-        default_factory=list, description="Addresses or domains whose email is never tracked."
+        default_factory=list,
+        description="Addresses or domains whose email is never tracked; a domain blocks "
+        "its subdomains too.",
     )
-    use_conversation_index: bool = True
-    smart_matching: bool = False
-    smart_matching_min_participants: int = Field(default=2, ge=1, le=10)
-    alert_retention_days: int = Field(default=30, ge=1, le=3650)
+    use_conversation_index: bool = Field(
+        default=True,
+        description="Correlate replies by Outlook's Thread-Index header too.",
+    )
+    smart_matching: bool = Field(
+        default=False,
+        description="Correlate a reply with no usable headers or token by its subject and "
+        "participants.",
+    )
+    smart_matching_min_participants: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="How many participants smart matching needs in common.",
+    )
+    alert_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="How many days alerts and resolved item failures are kept.",
+    )
 
 
 class TrackScope(StrEnum):
