@@ -7,6 +7,8 @@ database lease keeps it so across processes too. IDLE watchers are started for
 IMAP mailboxes whose incoming channel is enabled and stopped when it no longer is.
 Each tick also runs ``sync_outgoing`` for mailboxes with email due to be sent
 (crmsync.sync.outgoing.due_outgoing), in the same pool, one pass per mailbox at a time.
+Both count into the application's Prometheus metrics when given (crmsync.metrics); a
+pass an IDLE notice triggered carries the notice's time, for its push latency.
 
 Must never let one mailbox's failure stop the loop.
 """
@@ -18,6 +20,8 @@ import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -27,10 +31,11 @@ from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 from crmsync.crm.types import Channel
+from crmsync.metrics import SyncMetrics
 from crmsync.runtime.push import IdleWatcher
 from crmsync.sync.context import load_context
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
-from crmsync.sync.outgoing import due_outgoing, sync_outgoing
+from crmsync.sync.outgoing import OutgoingOptions, due_outgoing, sync_outgoing
 from crmsync.sync.prepare import warm_up
 from crmsync.sync.schedule import due_mailboxes
 
@@ -59,16 +64,20 @@ class EmbeddedRuntime:
         workers: int = 4,
         push: bool = True,
         options: IncomingOptions | None = None,
+        metrics: SyncMetrics | None = None,
     ) -> None:
         self.store = store
         self.box = box
         self.tick = tick
         self.push = push
-        self.options = options or IncomingOptions()
+        base = options or IncomingOptions()
+        self.metrics = metrics or base.metrics
+        self.options = replace(base, metrics=self.metrics)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync")
         self.running: set[uuid.UUID] = set()
         self.sending: set[uuid.UUID] = set()  # mailboxes with an outgoing pass under way
-        self.woken: set[uuid.UUID] = set()
+        # Mailboxes an IDLE watcher woke → the earliest server notice not yet synced.
+        self.woken: dict[uuid.UUID, datetime | None] = {}
         self.watchers: dict[uuid.UUID, IdleWatcher] = {}
         # Mailboxes that just synced without a watcher: start one at the next tick.
         self.watch_soon: set[uuid.UUID] = set()
@@ -76,10 +85,13 @@ class EmbeddedRuntime:
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def wake(self, mailbox_id: uuid.UUID) -> None:
+    def wake(self, mailbox_id: uuid.UUID, noticed_at: datetime | None = None) -> None:
         """Thread-safe: make ``mailbox_id`` due now (called by IDLE watchers)."""
         with self.lock:
-            self.woken.add(mailbox_id)
+            earlier = self.woken.get(mailbox_id)
+            self.woken[mailbox_id] = min(
+                (when for when in (earlier, noticed_at) if when is not None), default=None
+            )
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
@@ -125,11 +137,11 @@ class EmbeddedRuntime:
             log.exception("scheduler: could not read due mailboxes")
             return
         with self.lock:
-            wanted = (set(due) | self.woken) - self.running
-            self.woken -= wanted
+            wanted = (set(due) | set(self.woken)) - self.running
+            pushed = {mailbox_id: self.woken.pop(mailbox_id, None) for mailbox_id in wanted}
             self.running |= wanted
         for mailbox_id in wanted:
-            self.pool.submit(self._sync_one, mailbox_id)
+            self.pool.submit(self._sync_one, mailbox_id, pushed[mailbox_id])
         try:
             outgoing = await self._loop.run_in_executor(None, self._due_outgoing)
         except Exception:
@@ -147,7 +159,8 @@ class EmbeddedRuntime:
 
     def _send_one(self, mailbox_id: uuid.UUID) -> None:
         try:
-            report = sync_outgoing(self.store, self.box, mailbox_id)
+            options = OutgoingOptions(metrics=self.metrics)
+            report = sync_outgoing(self.store, self.box, mailbox_id, options)
             if report.error is not None:
                 log.info("mailbox %s: outgoing: %s", mailbox_id, report.error)
         except Exception:
@@ -160,9 +173,10 @@ class EmbeddedRuntime:
         with self.store.transaction() as session:
             return due_mailboxes(session, Channel.INCOMING, utcnow())
 
-    def _sync_one(self, mailbox_id: uuid.UUID) -> None:
+    def _sync_one(self, mailbox_id: uuid.UUID, pushed_at: datetime | None = None) -> None:
         try:
-            report = sync_incoming(self.store, self.box, mailbox_id, self.options)
+            options = replace(self.options, pushed_at=pushed_at) if pushed_at else self.options
+            report = sync_incoming(self.store, self.box, mailbox_id, options)
             if report.error is not None:
                 log.info("mailbox %s: %s", mailbox_id, report.error)
             elif report.ran and self.push and mailbox_id not in self.watchers:

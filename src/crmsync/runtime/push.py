@@ -1,7 +1,10 @@
 """IMAP IDLE watchers: push hints that make a mailbox's sync due at once.
 
 One thread per watched mailbox holds an IDLE (RFC 2177) on INBOX and, whenever the server
-reports a change, calls ``wake(mailbox_id)``. IDLE is re-issued every ``IDLE_SECONDS``
+reports a change, calls ``wake(mailbox_id, noticed_at)`` — the time of the server's
+notice, from which the pass it triggers measures its push latency (crm/stats.py, the
+``crmsync_push_latency_seconds`` metric); the wake-up after (re)connecting, which is no
+notice, passes None. IDLE is re-issued every ``IDLE_SECONDS``
 — far under the 29 minutes after which servers may drop an idle client, and short
 enough that a stopped watcher ends soon. A dropped
 connection is re-opened with capped backoff. A watcher only hints: it never syncs and
@@ -18,6 +21,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from crmsync.connectors.endpoints import Credentials, Endpoint
 from crmsync.connectors.imap import ImapConnection
@@ -28,6 +32,9 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 120.0
 MAX_BACKOFF_SECONDS = 300.0
 
+# wake(mailbox_id, when the server's notice came — None when there was none)
+Wake = Callable[[uuid.UUID, datetime | None], None]
+
 
 class IdleWatcher(threading.Thread):
     def __init__(
@@ -35,7 +42,7 @@ class IdleWatcher(threading.Thread):
         mailbox_id: uuid.UUID,
         endpoint: Endpoint,
         credentials: Credentials,
-        wake: Callable[[uuid.UUID], None],
+        wake: Wake,
         *,
         idle_seconds: float = IDLE_SECONDS,
     ) -> None:
@@ -62,11 +69,11 @@ class IdleWatcher(threading.Thread):
                     conn.select_folder("INBOX", readonly=True)
                     backoff = 1.0
                     # Whatever arrived while we were not watching: let the sync look.
-                    self.wake(self.mailbox_id)
+                    self.wake(self.mailbox_id, None)
                     while not self.stopping.is_set():
                         outcome = conn.idle_wait(self.idle_seconds)
                         if outcome.changed:
-                            self.wake(self.mailbox_id)
+                            self.wake(self.mailbox_id, datetime.now(UTC))
             except SyncError as exc:
                 log.info("idle %s: %s; reconnecting in %.0fs", self.mailbox_id, exc, backoff)
             except Exception:  # a watcher must never die of a bug; it only hints

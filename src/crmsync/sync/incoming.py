@@ -35,8 +35,10 @@ from crmsync.crm.inbound import InboundEmail, add_to_queue, insert_emails, store
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.secrets import SecretBox
+from crmsync.crm.stats import PassFigures, channel_protocol, record_pass
 from crmsync.crm.store import Store
 from crmsync.crm.types import Channel
+from crmsync.metrics import SyncMetrics, profile_label
 from crmsync.sync import leases
 from crmsync.sync.bounces import handle_bounce
 from crmsync.sync.context import MailboxContext, load_context
@@ -74,6 +76,10 @@ class IncomingOptions:
     worker: str | None = None
     # Capabilities to treat as absent (a server quirk, or a test of the fallback path).
     ignore_capabilities: tuple[str, ...] = ()
+    # This process's Prometheus counters (crmsync.metrics), when it exposes them.
+    metrics: SyncMetrics | None = None
+    # When the server's IDLE notice that triggered this pass came (its push latency).
+    pushed_at: datetime | None = None
 
 
 @dataclass
@@ -84,12 +90,15 @@ class IncomingReport:
     seen: int = 0
     tracked: int = 0
     failed: int = 0
+    bounced: int = 0  # bounces of CRM email, which marked the original bounced
     error: SyncError | None = None
+    started_at: datetime = field(default_factory=utcnow)
 
     def add(self, other: BatchResult) -> None:
         self.seen += other.seen
         self.tracked += other.tracked
         self.failed += other.failed
+        self.bounced += other.bounced
 
 
 @dataclass
@@ -97,6 +106,7 @@ class BatchResult:
     seen: int = 0
     tracked: int = 0
     failed: int = 0
+    bounced: int = 0
 
 
 def store_batch(
@@ -165,6 +175,7 @@ def store_batch(
                 with session.begin_nested():
                     if handle_bounce(session, store.blobs, ctx, message, sha, now=now):
                         ledger["reason"] = "bounce of a CRM email: the original marked bounced"
+                        result.bounced += 1
                         continue
             decision = decide_message(ctx, ready, gathered, now)
             if decision.create_for_sender:
@@ -337,15 +348,47 @@ def sync_incoming(
 def _record_run(
     store: Store, ctx: MailboxContext, report: IncomingReport, options: IncomingOptions
 ) -> None:
+    """The pass's outcome: the channel's health and the pass's statistics, together; then
+    this process's counters, once the transaction has committed."""
     now = utcnow()
     with store.transaction() as session:
         mailbox = session.get(Mailbox, ctx.mailbox_id)
         if mailbox is None:
             return
         channel = mailbox.channel(Channel.INCOMING)
+        profile = mailbox.profile
+        server_type = profile.server_type if profile is not None else None
+        protocol = ctx.plan.protocol if ctx.plan is not None else None
+        protocol = protocol or channel_protocol(server_type, Channel.INCOMING)
+        label = profile_label(profile.name if profile is not None else None, mailbox.profile_id)
+        figures = PassFigures(
+            protocol=protocol,
+            started_at=report.started_at,
+            fetched=report.seen,
+            tracked=report.tracked,
+            failed=report.failed,
+            pushed_at=options.pushed_at,
+            error_code=report.error.code.value if report.error is not None else None,
+        )
+        previous = channel.last_success_at
+        stats = record_pass(
+            session, mailbox, Channel.INCOMING, figures, previous_success=previous, now=now
+        )
         if report.error is None:
             mark_channel_ok(channel, now=now, items=report.tracked)
         else:
             record_failure(
                 session, mailbox, channel, report.error, policy=options.retry_policy, now=now
             )
+    if options.metrics is not None:
+        options.metrics.incoming_pass(
+            protocol=protocol,
+            profile=label,
+            seconds=stats.duration_seconds,
+            ok=report.error is None,
+            fetched=report.seen,
+            tracked=report.tracked,
+            failed=report.failed,
+            bounced=report.bounced,
+            push_latency=stats.push_latency_seconds,
+        )

@@ -65,8 +65,10 @@ from crmsync.crm.db import utcnow
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox, MailboxChannel
 from crmsync.crm.secrets import SecretBox
+from crmsync.crm.stats import PassFigures, channel_protocol, record_pass
 from crmsync.crm.store import Store
 from crmsync.crm.types import AlertSeverity, Channel, EmailStatus
+from crmsync.metrics import SyncMetrics, profile_label
 from crmsync.sync import leases, outgoing_io
 from crmsync.sync.context import MailboxContext, load_context
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
@@ -95,6 +97,8 @@ class OutgoingOptions:
     on_email: Callable[[uuid.UUID, Verdict], None] | None = None
     open_smtp: Callable[[Endpoint, Credentials], SmtpSession] = outgoing_io.open_smtp
     open_imap: Callable[[Endpoint, Credentials], SentFolderSession] = outgoing_io.open_imap
+    # This process's Prometheus counters (crmsync.metrics), when it exposes them.
+    metrics: SyncMetrics | None = None
 
 
 @dataclass
@@ -112,6 +116,7 @@ class OutgoingReport:
     copies: int = 0
     error: SyncError | None = None
     copy_error: SyncError | None = None
+    started_at: datetime = field(default_factory=utcnow)
 
     def count(self, verdict: Verdict) -> None:
         if verdict is Verdict.SENT:
@@ -435,33 +440,69 @@ class _Pass:
 def _record_run(
     store: Store, ctx: MailboxContext, report: OutgoingReport, options: OutgoingOptions
 ) -> None:
-    now = utcnow()
+    """The pass's outcome: the channel's health, the pass's statistics and the waiting
+    emails' error, together; then this process's counters, once committed."""
     with store.transaction() as session:
         mailbox = session.get(Mailbox, ctx.mailbox_id)
         if mailbox is None:
             return
-        channel = mailbox.channel(Channel.OUTGOING)
-        if report.error is None:
-            mark_channel_ok(channel, now=now, items=report.sent)
-            return
-        record_failure(
-            session, mailbox, channel, report.error, policy=options.retry_policy, now=now
+        _record_outcome(session, mailbox, report, options)
+    if options.metrics is not None:
+        options.metrics.outgoing_pass(
+            protocol=_protocol(mailbox),
+            profile=profile_label(
+                mailbox.profile.name if mailbox.profile is not None else None, mailbox.profile_id
+            ),
+            seconds=max(0.0, (utcnow() - report.started_at).total_seconds()),
+            ok=report.error is None,
+            outcomes={
+                "sent": report.sent + report.recovered,
+                "failed": report.failed,
+                "retry": report.retrying,
+                "uncertain": report.uncertain,
+            },
         )
-        waiting = "waiting: " if channel.enabled else "waiting for Test & Enable: "
-        session.execute(
-            update(Email)
-            .where(
-                Email.send_mailbox_id == mailbox.id,
-                Email.status == EmailStatus.PENDING_SEND,
-                Email.maybe_sent.is_(False),
-                Email.send_error_code.is_(None),
-            )
-            .values(
-                send_error_code=report.error.code.value,
-                send_error=f"{waiting}{report.error.entry.title} ({report.error.detail})"[:4000],
-            )
-            .execution_options(synchronize_session=False)
+
+
+def _protocol(mailbox: Mailbox) -> str:
+    """What the pass sent with: ``smtp`` beside IMAP and POP3, else the profile's API."""
+    profile = mailbox.profile
+    return channel_protocol(profile.server_type if profile is not None else None, Channel.OUTGOING)
+
+
+def _record_outcome(
+    session: Session, mailbox: Mailbox, report: OutgoingReport, options: OutgoingOptions
+) -> None:
+    now = utcnow()
+    channel = mailbox.channel(Channel.OUTGOING)
+    figures = PassFigures(
+        protocol=_protocol(mailbox),
+        started_at=report.started_at,
+        sent=report.sent + report.recovered,
+        failed=report.failed + report.uncertain,
+        error_code=report.error.code.value if report.error is not None else None,
+    )
+    previous = channel.last_success_at
+    record_pass(session, mailbox, Channel.OUTGOING, figures, previous_success=previous, now=now)
+    if report.error is None:
+        mark_channel_ok(channel, now=now, items=report.sent)
+        return
+    record_failure(session, mailbox, channel, report.error, policy=options.retry_policy, now=now)
+    waiting = "waiting: " if channel.enabled else "waiting for Test & Enable: "
+    session.execute(
+        update(Email)
+        .where(
+            Email.send_mailbox_id == mailbox.id,
+            Email.status == EmailStatus.PENDING_SEND,
+            Email.maybe_sent.is_(False),
+            Email.send_error_code.is_(None),
         )
+        .values(
+            send_error_code=report.error.code.value,
+            send_error=f"{waiting}{report.error.entry.title} ({report.error.detail})"[:4000],
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 __all__ = [
