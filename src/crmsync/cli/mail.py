@@ -43,6 +43,7 @@ from crmsync.crm.secrets import (
 )
 from crmsync.crm.store import Store
 from crmsync.crm.types import (
+    AlertState,
     Approval,
     Channel,
     ConnectionSecurity,
@@ -321,22 +322,30 @@ def alerts_list(
     mailbox: Annotated[
         str | None, typer.Option(help="Only this mailbox (id, address, name).")
     ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also acknowledged, dismissed and resolved ones.")
+    ] = False,
     as_user: AsUser = None,
 ) -> None:
-    """Show recent alerts, newest first."""
+    """Show open alerts, newest first."""
     store = open_store(settings())
     principal = acting_principal(store, as_user)
-    table = Table("when", "severity", "mailbox", "code", "title", "what to do")
+    table = Table("when", "severity", "state", "mailbox", "code", "title", "what to do")
     with store.transaction() as session:
         only = find_one(session, principal, Mailbox, mailbox, "mailbox") if mailbox else None
         page = alerts.visible_alerts(
-            session, principal, mailbox_id=only.id if only else None, limit=100
+            session,
+            principal,
+            mailbox_id=only.id if only else None,
+            states=None if show_all else (AlertState.OPEN,),
+            limit=100,
         )
         names = {m.id: m.name for m in session.scalars(select(Mailbox))}
         for alert in page.items:
             table.add_row(
                 f"{alert.last_seen_at:%Y-%m-%d %H:%M}",
                 alert.severity.value,
+                alert.state.value,
                 names.get(alert.mailbox_id, "") if alert.mailbox_id else "",
                 alert.code,
                 alert.title + (f" ({alert.detail})" if alert.detail else ""),

@@ -196,6 +196,30 @@ class AlertSeverity(enum.StrEnum):
     INFORMATION = "information"
 
 
+class AlertState(enum.StrEnum):
+    """Where an alert is in its life (crm/alerts.py draws the diagram)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"  # someone said "I am on it"; still a live problem
+    DISMISSED = "dismissed"  # someone said "not a problem"; hidden from the wall
+    RESOLVED = "resolved"  # its cause is gone
+
+
+class AlertCause(enum.StrEnum):
+    """What must happen for an alert to resolve itself; None on an alert that never does."""
+
+    CHANNEL_FAILING = "channel_failing"  # the mailbox channel succeeds again
+    PROFILE_FAILING = "profile_failing"  # most of the profile's mailboxes no longer fail
+
+
+class ItemResolution(enum.StrEnum):
+    """How an item failure left the triage queue."""
+
+    TRACKED = "tracked"  # re-run and tracked
+    PROCESSED = "processed"  # re-run; the engine chose not to track it (reason kept)
+    IGNORED = "ignored"  # a person decided to leave it
+
+
 class TokenKind(enum.StrEnum):
     """What an ``ApiToken`` row is; which kinds a route accepts is crm/auth.py's to say."""
 

@@ -6,6 +6,10 @@ a permanent error — or a transient one past the limit — disables only this c
 raises an alert to the mailbox's and the profile's owners. When more than half of a
 profile's mailboxes fail within an hour, the profile's owner gets one alert of its own:
 the server, not the mailboxes, is likely the problem.
+
+Both kinds of alert name their cause, so they resolve themselves when it is gone
+(crmsync.crm.alerts.mark_channel_ok: the channel succeeds again, or no longer most of
+the profile's mailboxes fail).
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from crmsync.crm.alerts import failing_share, mark_channel_failed, raise_alert
+from crmsync.crm.alerts import MAJORITY_FAILING, failing_share, mark_channel_failed, raise_alert
 from crmsync.crm.models.mail import Alert, Mailbox, MailboxChannel
-from crmsync.crm.types import AlertSeverity
+from crmsync.crm.types import AlertCause, AlertSeverity
 from crmsync.sync.errors import RetryPolicy, SyncError
 
-MAJORITY_FAILING = "PROFILE_MAJORITY_FAILING"
+__all__ = ["MAJORITY_FAILING", "record_failure"]
 
 
 def record_failure(
@@ -60,6 +64,7 @@ def record_failure(
         remediation=remediation,
         mailbox=mailbox,
         channel=channel.channel,
+        cause=AlertCause.CHANNEL_FAILING,
         now=now,
     )
     _check_majority(session, mailbox, now)
@@ -83,5 +88,6 @@ def _check_majority(session: Session, mailbox: Mailbox, now: datetime) -> None:
             remediation="Check the mail server and the profile's settings: when most "
             "mailboxes fail together, the server or the profile is the likely cause.",
             profile=profile,
+            cause=AlertCause.PROFILE_FAILING,
             now=now,
         )

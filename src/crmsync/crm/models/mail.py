@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -41,7 +42,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from crmsync.crm.db import Base, IdMixin, TimestampMixin, utcnow
 from crmsync.crm.models.records import OwnedMixin
 from crmsync.crm.types import (
+    AlertCause,
     AlertSeverity,
+    AlertState,
     Approval,
     AuthMethod,
     Channel,
@@ -49,6 +52,7 @@ from crmsync.crm.types import (
     ConnectionSecurity,
     CredentialScope,
     IncomingMethod,
+    ItemResolution,
     RecordType,
     ServerType,
     SyncMethod,
@@ -242,6 +246,23 @@ class Alert(IdMixin, Base):
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Its life (crm/alerts.py): open → acknowledged / dismissed / resolved; raised again
+    # after it resolved, it opens again.
+    state: Mapped[AlertState] = mapped_column(
+        db_enum(AlertState), default=AlertState.OPEN, server_default=text("'open'")
+    )
+    # What makes it resolve itself; None for an alert only a person closes.
+    cause: Mapped[AlertCause | None] = mapped_column(db_enum(AlertCause))
+    acknowledged_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    dismissed_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    dismissed_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolution: Mapped[str | None] = mapped_column(Text)  # why: "the channel succeeded again"
 
 
 class ItemFailure(IdMixin, Base):
@@ -265,3 +286,9 @@ class ItemFailure(IdMixin, Base):
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
+    # How and by whom it left the triage queue; the email it became, when it was tracked.
+    resolution: Mapped[ItemResolution | None] = mapped_column(db_enum(ItemResolution))
+    resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    email_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("emails.id", ondelete="SET NULL"))
