@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,17 @@ class Settings(BaseSettings):
         "when a proxy terminates TLS. In the environment, a JSON list.",
     )
     log_level: str = "INFO"
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Prometheus scrapes /metrics with 'Authorization: Bearer <this>'. "
+        "With neither this nor metrics_allow set, /metrics is off (404).",
+    )
+    metrics_allow: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Client addresses (CIDRs, e.g. 127.0.0.1/32 or 10.0.0.0/8) that may "
+        "read /metrics without the token. The address is the connection's: behind a proxy, "
+        "the proxy's. In the environment, a JSON list.",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
