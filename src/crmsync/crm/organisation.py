@@ -156,9 +156,10 @@ def check_prefix(value: str) -> str:
 
 
 def example_token(settings: OrganisationSettings) -> str:
-    """The token the settings put in a subject: ``'CRM:0001234'``."""
+    """The token the settings put in a subject: ``'CRM:0001234'`` (``'CRM:234'`` with
+    three digits: the example number is cut to fit)."""
     fmt = TokenFormat(settings.tracking_token_prefix, settings.tracking_token_digits)
-    return format_token(EXAMPLE_TOKEN_NUMBER, fmt)
+    return format_token(EXAMPLE_TOKEN_NUMBER % 10**fmt.digits, fmt)
 
 
 def _normalised(changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -153,3 +153,9 @@ def test_a_salesperson_neither_reads_nor_changes_them(
     response = client.patch(API, json={"email_domain": "evil.example"}, headers=salesperson)
     assert response.status_code == 403
     assert "email_domain" not in stored(org)
+
+
+def test_the_example_fits_the_shortest_token(client: TestClient, admin: dict[str, str]) -> None:
+    response = client.patch(API, json={"tracking_token_digits": 3}, headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["tracking_token_example"] == "CRM:234"
