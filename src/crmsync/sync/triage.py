@@ -285,7 +285,7 @@ def _may_track(session: Session, principal: Principal, mailbox: Mailbox) -> None
     )
 
 
-def _context(session: Session, mailbox: Mailbox) -> MailboxContext:
+def engine_context(session: Session, mailbox: Mailbox) -> MailboxContext:
     """The engine's view of the mailbox under today's settings, without its credentials
     (a re-run talks to no server) and without the profile's cut-off (a person asked)."""
     organisation = session.get(Organisation, mailbox.organisation_id)
@@ -308,7 +308,7 @@ def _rerun(session: Session, store: Store, sighting: MailboxMessage) -> Rerun:
     mailbox = session.get(Mailbox, sighting.mailbox_id)
     assert mailbox is not None
     assert sighting.raw_sha256 is not None
-    ctx = _context(session, mailbox)
+    ctx = engine_context(session, mailbox)
     raw = store.blobs.get(sighting.raw_sha256)
     item = Fetched(
         sighting.folder, sighting.uidvalidity, sighting.uid, sighting.uidl, raw, len(raw)
