@@ -1,4 +1,4 @@
-"""The administrators' overview: how many mailboxes fail, wait or work, the alerts open
+"""The administrators' overview: how many mailboxes fail, wait or work, the live alerts
 by severity, the item failures not yet resolved — counts only, for the /admin home page.
 
 Each count covers what the principal may read, by the same rules as the lists they
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from crmsync.crm import access
 from crmsync.crm.access import Principal
+from crmsync.crm.alerts import LIVE
 from crmsync.crm.models.mail import Alert, ItemFailure, Mailbox, MailboxChannel
 from crmsync.crm.types import AlertSeverity, Approval, ChannelStatus, Privilege, RecordType
 
@@ -85,10 +86,11 @@ def _visible_alerts(principal: Principal) -> ColumnElement[bool]:
 
 
 def alert_counts(session: Session, principal: Principal) -> dict[AlertSeverity, int]:
-    """``{ERROR: 2, WARNING: 0, INFORMATION: 5}``: the alerts the principal would list."""
+    """``{ERROR: 2, WARNING: 0, INFORMATION: 5}``: the live alerts (open or acknowledged:
+    a problem someone should look at) the principal would see on the alert wall."""
     rows = session.execute(
         select(Alert.severity, func.count(Alert.id))
-        .where(_visible_alerts(principal))
+        .where(_visible_alerts(principal), Alert.state.in_(LIVE))
         .group_by(Alert.severity)
     ).all()
     found = {AlertSeverity(severity): int(count) for severity, count in rows}
