@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -47,6 +47,7 @@ from crmsync.crm.models.org import Organisation
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.preferences import mailbox_preferences
 from crmsync.crm.records import get_user_in_org, require_assign_to
+from crmsync.crm.search import search
 from crmsync.crm.settings import OrganisationSettings
 from crmsync.crm.store import Store
 from crmsync.crm.types import Channel, ItemResolution, Privilege, RecordType
@@ -59,6 +60,7 @@ from crmsync.tracking.parse import ParseLimits
 
 UNKNOWN_SENDER = "UNKNOWN_SENDER"  # the code an ignored unknown-sender message keeps
 UNKNOWN_SENDER_REASONS = (NOT_FROM_CRM_RECORD, NOT_FROM_EMAIL_ENABLED)
+SENDER_TYPES = (RecordType.CONTACT, RecordType.LEAD, RecordType.ACCOUNT)
 HEADER_BYTES = 64 * 1024  # enough for the headers of any sane message
 
 
@@ -89,6 +91,7 @@ class TriageItem:
     resolved_at: datetime | None = None
     resolution: ItemResolution | None = None
     email_id: uuid.UUID | None = None
+    sender_known: bool = False  # a record the caller can read has the sender's address
 
     @property
     def has_bytes(self) -> bool:
@@ -168,7 +171,15 @@ def triage_queue(
     ]
     if not resolved:
         items += _unknown_senders(session, store, mailboxes, limit)
-    return items
+    return [replace(item, sender_known=_known(session, principal, item.header)) for item in items]
+
+
+def _known(session: Session, principal: Principal, header: Header | None) -> bool:
+    """Whether "create the contact" makes sense: no record the caller reads has the
+    address (the same matching as the search box, so the same access rules)."""
+    if header is None or "@" not in header.sender_address:
+        return False
+    return bool(search(session, principal, header.sender_address, types=SENDER_TYPES, limit=1))
 
 
 def _unknown_senders(

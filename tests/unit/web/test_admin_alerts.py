@@ -48,7 +48,7 @@ class Untracked:
     unknown_id: uuid.UUID  # Dave's message: seen, not tracked, he is no CRM record
 
 
-def seed_untracked(store: Store, org: Org) -> Untracked:
+def seed_untracked(store: Store, org: Org, username: str = "sam") -> Untracked:
     """A mailbox that tracks only email from CRM records, after one incoming pass through
     the engine's storing step: a message from a contact that failed to parse (it was over
     the organisation's size limit of the day, 1 KB, since raised), and one from an
@@ -57,11 +57,12 @@ def seed_untracked(store: Store, org: Org) -> Untracked:
         organisation = session.get(Organisation, org.organisation_id)
         assert organisation is not None
         organisation.settings = {**organisation.settings, "max_message_bytes": 1024}
-        sam = session.get(User, org.add_user(session, "sam", addresses=("sam@acme.test",)))
+        address = f"{username}@acme.test"
+        sam = session.get(User, org.add_user(session, username, addresses=(address,)))
         assert sam is not None
         sam.settings = TrackingPreferences(track_scope="from_crm_records").model_dump(mode="json")
         mailbox = create_mailbox_for(session, user=sam)
-        mailbox.email_address = "sam@acme.test"
+        mailbox.email_address = address
         admin = org.principal(session, org.admin_id)
         carol = create_record(
             session,
@@ -94,9 +95,15 @@ def seed_untracked(store: Store, org: Org) -> Untracked:
         raised = {**organisation.settings}
         raised.pop("max_message_bytes")
         organisation.settings = raised
-        failure = session.scalars(select(ItemFailure)).one()
+        failure = session.scalars(
+            select(ItemFailure).where(ItemFailure.mailbox_id == mailbox_id)
+        ).one()
         unknown = session.scalars(
-            select(MailboxMessage).where(MailboxMessage.uid == 2, MailboxMessage.tracked.is_(False))
+            select(MailboxMessage).where(
+                MailboxMessage.mailbox_id == mailbox_id,
+                MailboxMessage.uid == 2,
+                MailboxMessage.tracked.is_(False),
+            )
         ).one()
         return Untracked(mailbox_id, carol_id, failure.id, unknown.id)
 
@@ -264,6 +271,8 @@ def test_the_queue_shows_failures_and_unknown_senders_with_their_subjects(
     assert "dave@newcorp.test" in text
     assert f"/admin/triage/failure/{untracked.failure_id}/retry" in text
     assert f"/admin/triage/unknown-sender/{untracked.unknown_id}/contact" in text
+    # Carol is a contact already: making her one again is not offered.
+    assert f"/admin/triage/failure/{untracked.failure_id}/contact" not in text
 
 
 def test_retry_tracks_the_failed_message_and_resolves_it(
