@@ -36,6 +36,7 @@ from crmsync.web.pages import (
     admin_alerts,
     admin_dashboard,
     admin_mailboxes,
+    admin_mailboxes_profiles,
     admin_settings,
     auth,
     emails,
@@ -60,6 +61,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     panel.router,
     admin_settings.router,
     admin_mailboxes.router,
+    admin_mailboxes_profiles.router,
     admin_alerts.router,
     admin_dashboard.router,
 )
