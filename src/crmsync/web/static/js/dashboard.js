@@ -25,6 +25,7 @@
 
   function duration(seconds) {
     if (seconds == null) return "–";
+    if (seconds === 0) return "0";
     if (seconds < 1) return Math.round(seconds * 1000) + " ms";
     if (seconds < 90) return (Math.round(seconds * 10) / 10) + " s";
     if (seconds < 5400) return Math.round(seconds / 60) + " min";
@@ -50,14 +51,22 @@
     return { time: true, range: function () { return [first - half, last + half]; } };
   }
 
-  function axes(format) {
+  function axes(data, format) {
+    // Hours and minutes for the day; day and month for the longer windows (UTC).
+    var label = uPlot.fmtDate(data.bucketSeconds < 86400 && data.window === "24h" ? "{HH}:{mm}" : "{D} {MMM}");
     return [
-      { stroke: "#5d667a", grid: { stroke: "#eef0f5" }, ticks: { stroke: "#e2e5ee" } },
       {
         stroke: "#5d667a",
         grid: { stroke: "#eef0f5" },
         ticks: { stroke: "#e2e5ee" },
-        size: 56,
+        space: data.window === "24h" ? 50 : 64,
+        values: function (u, splits) { return splits.map(function (ts) { return label(utc(ts)); }); },
+      },
+      {
+        stroke: "#5d667a",
+        grid: { stroke: "#eef0f5" },
+        ticks: { stroke: "#e2e5ee" },
+        size: 64,
         values: function (u, splits) { return splits.map(format); },
       },
     ];
@@ -98,7 +107,7 @@
         opts: {
           series: [{}, barSeries("Tracked", COLORS.tracked, -1), barSeries("Failed", COLORS.failed, 1)],
           scales: { x: xScale(data), y: { range: function (u, min, max) { return [0, Math.max(4, max * 1.1)]; } } },
-          axes: axes(count),
+          axes: axes(data, count),
         },
         data: [x, data.tracked, data.failed],
         empty: !hasData([data.tracked, data.failed]),
@@ -109,7 +118,7 @@
         opts: {
           series: [{}, barSeries("Sent", COLORS.sent, 0)],
           scales: { x: xScale(data), y: { range: function (u, min, max) { return [0, Math.max(4, max * 1.1)]; } } },
-          axes: axes(count),
+          axes: axes(data, count),
         },
         data: [x, data.sent],
         empty: !hasData([data.sent]),
@@ -126,7 +135,7 @@
         opts: {
           series: series,
           scales: { x: xScale(data), y: { range: function (u, min, max) { return [0, Math.max(60, max * 1.15)]; } } },
-          axes: axes(duration),
+          axes: axes(data, duration),
         },
         data: values,
         empty: data.lag.length === 0,
@@ -136,7 +145,7 @@
       opts: {
         series: [{}, lineSeries("Median", COLORS.median), lineSeries("95th percentile", COLORS.p95, [6, 4])],
         scales: { x: xScale(data), y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.15)]; } } },
-        axes: axes(duration),
+        axes: axes(data, duration),
       },
       data: [x, data.pushMedian, data.pushP95],
       empty: !data.pushMedian.some(function (v) { return v != null; }),
