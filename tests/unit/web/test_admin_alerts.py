@@ -30,9 +30,9 @@ from tests.unit.web.conftest import log_in
 pytestmark = pytest.mark.usefixtures("web_org")
 
 
-def message(sender: str, subject: str, body: str, number: int) -> bytes:
+def message(sender: str, to: str, subject: str, body: str, number: int) -> bytes:
     return (
-        f"From: {sender}\r\nTo: Sam Seller <sam@acme.test>\r\nSubject: {subject}\r\n"
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
         f"Message-ID: <triage-{number}-{uuid.uuid4().hex}@example.test>\r\n"
         "Date: Mon, 30 Nov 2026 09:00:00 +0000\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
@@ -74,8 +74,8 @@ def seed_untracked(store: Store, org: Org, username: str = "sam") -> Untracked:
         mailbox_id, carol_id = mailbox.id, carol.id
     long_order = "Please send 40 more units of the blue widget. " * 60
     raws = [
-        message("Carol Customer <carol@customer.test>", "Quarterly order", long_order, 1),
-        message("Dave Newman <dave@newcorp.test>", "Interested in a demo", "Call me?", 2),
+        message("Carol Customer <carol@customer.test>", address, "Quarterly order", long_order, 1),
+        message("Dave Newman <dave@newcorp.test>", address, "Interested in a demo", "Call me?", 2),
     ]
     items = [Fetched("INBOX", 7, uid, None, raw, len(raw)) for uid, raw in enumerate(raws, 1)]
     with store.transaction() as session:
