@@ -9,6 +9,9 @@
                            again (422) with every error next to its field and what was
                            typed kept
 
+The retention of alerts is left out of the form: it is in the API, but nothing purges by
+it yet, and a page should not promise what does not happen.
+
 Both answer the 404 page to anyone who is not an administrator (``AdminViewer``); the
 settings also to an administrator without the read privilege on the organisation (and
 the form is read-only without the write privilege). Counts come from crm/overview.py,
@@ -77,7 +80,7 @@ SECTIONS = (
     ("email", "Email crmsync sends"),
     ("blocking", "What is never tracked"),
     ("matching", "Matching replies"),
-    ("limits", "Limits and housekeeping"),
+    ("limits", "Mailboxes and limits"),
 )
 
 FIELDS: tuple[SettingField, ...] = (
@@ -178,15 +181,6 @@ FIELDS: tuple[SettingField, ...] = (
         "Larger attachments are not stored; the email is tracked without them.",
         Kind.MEGABYTES,
         "limits",
-    ),
-    SettingField(
-        "alert_retention_days",
-        "Keep alerts for (days)",
-        "How long alerts and resolved item failures are kept (1 to 3650 days).",
-        Kind.NUMBER,
-        "limits",
-        1,
-        3650,
     ),
 )
 FIELD_NAMES = {field.name for field in FIELDS}
