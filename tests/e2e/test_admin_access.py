@@ -227,6 +227,7 @@ def test_the_overview_and_the_settings_page(page: Page, live_server: LiveServer)
         expect(page.get_by_label("Domain of Message-IDs")).to_have_value("xn--bcher-kva.example")
         expect(page.get_by_label("Blocked senders")).to_have_value("news@example.com\nspam.example")
         expect(page.locator("#token-example")).to_contain_text("Quote for May ACME-0001234")
+        expect(page.locator("#message-id-example")).to_contain_text("@xn--bcher-kva.example>")
         page.screenshot(path=str(SHOTS / "admin-settings.png"), full_page=True, caret="initial")
     finally:
         # The live server is shared: the next test finds the settings as they were.

@@ -285,6 +285,8 @@ def _settings_form(
         "errors": errors or {},
         "example_subject": _token_example(settings),
         "token_on": settings.use_tracking_token,
+        # The shape of what sync/outgoing_send.new_message_id makes: 128 random bits.
+        "example_message_id": f"<crm.3f2a9c…@{settings.email_domain}>",
         "can_change": organisation.may_change_settings(viewer.principal),
     }
     return render(request, "admin/settings.html", context, status=status)
