@@ -10,13 +10,22 @@ Never log a ``Settings`` object whole: ``secret_key`` lives here.
 
 from __future__ import annotations
 
+import enum
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, IPvAnyNetwork, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# TRACE is uvicorn's, below DEBUG.
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class LogFormat(enum.StrEnum):
+    HUMAN = "human"  # 2026-12-06 17:40:12 INFO crmsync.sync.incoming …
+    JSON = "json"  # one JSON object per line (crmsync.logs)
 
 
 class Settings(BaseSettings):
@@ -62,6 +71,11 @@ class Settings(BaseSettings):
         "when a proxy terminates TLS. In the environment, a JSON list.",
     )
     log_level: str = "INFO"
+    log_format: LogFormat = Field(
+        default=LogFormat.HUMAN,
+        description="How crmsync writes its log lines on stderr: 'human' (time, level, "
+        "logger, message) or 'json' (one JSON object per line, with the line's fields).",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Prometheus scrapes /metrics with 'Authorization: Bearer <this>'. "
@@ -73,6 +87,14 @@ class Settings(BaseSettings):
         "read /metrics without the token. The address is the connection's: behind a proxy, "
         "the proxy's. In the environment, a JSON list.",
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -33,6 +33,7 @@ from crmsync.crm.directory import create_user
 from crmsync.crm.errors import CrmError
 from crmsync.crm.models.org import SecurityRole
 from crmsync.crm.setup import initialise, root_business_unit
+from crmsync.logs import level_of, uvicorn_log_config
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 user_app = typer.Typer(no_args_is_help=True, help="Users.")
@@ -101,7 +102,9 @@ def serve(
         application,
         host=host or config.host,
         port=port or config.port,
-        log_level=config.log_level.lower(),
+        # crmsync's lines and uvicorn's (its access log too) through one handler.
+        log_config=uvicorn_log_config(config),
+        log_level=level_of(config),
     )
 
 

@@ -53,6 +53,7 @@ from crmsync.crm.types import (
     ServerType,
     SyncMethod,
 )
+from crmsync.logs import logging_configured
 from crmsync.sync.check_enable import check_and_enable
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
 
@@ -397,7 +398,8 @@ def sync_once(
     options = IncomingOptions(batch_messages=batch)
     table = Table("mailbox", "result", "messages", "tracked", "failed", "detail")
     failed = 0
-    with progress() as bar:
+    # The engine's own lines (one per pass, failures) above the bar, on stderr.
+    with logging_configured(settings()), progress() as bar:
         task = bar.add_task("Incoming email", total=len(chosen))
         for mailbox_id, name in chosen:
             bar.update(task, description=f"Incoming email: {name}")

@@ -37,6 +37,7 @@ from crmsync.crm.access import Principal
 from crmsync.crm.errors import CrmError
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
 from crmsync.crm.types import Privilege
+from crmsync.logs import logging_configured
 from crmsync.sync.outgoing import OutgoingOptions, OutgoingReport, pending_by_mailbox, sync_outgoing
 from crmsync.sync.outgoing_decide import Verdict
 
@@ -99,7 +100,8 @@ def send_once(
         "mailbox", "result", "sent", "retrying", "failed", "found/uncertain", "copies", "detail"
     )
     failed = 0
-    with progress() as bar:
+    # The engine's own lines (one per email and per pass) above the bar, on stderr.
+    with logging_configured(config), progress() as bar:
         total = sum(min(limit, waiting.get(mailbox_id, 0)) for mailbox_id, _ in chosen)
         task = bar.add_task("Outgoing email", total=total)
 
