@@ -30,7 +30,9 @@ Session states (RFC 3501 §3), as this class moves through them:
       SyncError (DNS, TCP, TLS, greeting)     logout() ──► closed (never raises)
 
 ``ignore_capabilities`` hides capabilities a server advertises but implements badly (a
-quirk, kept as data by the caller): they are neither ENABLEd nor used.
+quirk, kept as data by the caller): they are neither ENABLEd nor used. The server's row
+of the quirks table (quirks.py, found by its greeting) adds its own, and says which
+fallbacks to use when SELECT leaves out optional codes such as ``[UIDNEXT n]``.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ from crmsync.connectors.endpoints import Credentials, Endpoint, Security
 from crmsync.connectors.imap_changes import ImapChanges
 from crmsync.connectors.imap_fetch import ImapReading
 from crmsync.connectors.imap_idle import ImapIdle
-from crmsync.connectors.imap_parse import folder_status
 from crmsync.connectors.imap_session import translate
 from crmsync.connectors.imap_write import ImapWriting
+from crmsync.connectors.quirks import ImapQuirks
 from crmsync.connectors.replies import text_of
 from crmsync.connectors.transport import mapped_errors
 from crmsync.sync.errors import ErrorCode, SyncError
@@ -72,9 +74,14 @@ class ImapConnection(ImapReading, ImapChanges, ImapWriting, ImapIdle):
     # -- opening ------------------------------------------------------------------------
     @classmethod
     def connect(
-        cls, endpoint: Endpoint, *, ignore_capabilities: Iterable[str] = ()
+        cls,
+        endpoint: Endpoint,
+        *,
+        ignore_capabilities: Iterable[str] = (),
+        quirks: ImapQuirks | None = None,
     ) -> ImapConnection:
-        """Connect and secure the session (not yet logged in)."""
+        """Connect and secure the session (not yet logged in); ``quirks`` overrides the
+        row of ``quirks.py`` found by the server's greeting."""
         endpoint.require_allowed()
         where = endpoint.where
         context: ssl.SSLContext | None = endpoint.ssl_context() if endpoint.uses_tls else None
@@ -87,7 +94,7 @@ class ImapConnection(ImapReading, ImapChanges, ImapWriting, ImapIdle):
                 timeout=endpoint.timeout,
             )
         _quiet_imaplib(client)
-        connection = cls(client, endpoint, ignore_capabilities=ignore_capabilities)
+        connection = cls(client, endpoint, ignore_capabilities=ignore_capabilities, quirks=quirks)
         if endpoint.security is Security.STARTTLS:
             starttls = translate(where, default=ErrorCode.TLS_REQUIRED)
             try:
@@ -106,9 +113,10 @@ class ImapConnection(ImapReading, ImapChanges, ImapWriting, ImapIdle):
         credentials: Credentials,
         *,
         ignore_capabilities: Iterable[str] = (),
+        quirks: ImapQuirks | None = None,
     ) -> ImapConnection:
         """Connect, secure and log in; on any failure nothing stays open."""
-        connection = cls.connect(endpoint, ignore_capabilities=ignore_capabilities)
+        connection = cls.connect(endpoint, ignore_capabilities=ignore_capabilities, quirks=quirks)
         try:
             connection.login(credentials)
         except SyncError:
@@ -155,15 +163,13 @@ class ImapConnection(ImapReading, ImapChanges, ImapWriting, ImapIdle):
     def select_folder(self, name: str, *, readonly: bool = False) -> FolderStatus:
         """SELECT (or EXAMINE when ``readonly``) ``name``; a NO means FOLDER_MISSING.
 
+        Optional codes the server left out are asked for again (``folder_status_of``).
+
         ``FolderStatus(uidvalidity=1795599498, uidnext=4, exists=3, highestmodseq=7)``
         """
         with self._guard(ErrorCode.FOLDER_MISSING):
             response = self._client.select_folder(name, readonly=readonly)
-        values = {text_of(k).upper(): v for k, v in response.items()}
-        try:
-            return folder_status(values)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise self._protocol_error(f"SELECT {name} answered without a usable {exc}") from exc
+        return self.folder_status_of(name, {text_of(k).upper(): v for k, v in response.items()})
 
     # -- closing ------------------------------------------------------------------------
     def logout(self) -> None:

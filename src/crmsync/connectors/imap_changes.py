@@ -38,7 +38,6 @@ from imapclient.response_parser import parse_fetch_response
 from crmsync.connectors.base import QresyncResult
 from crmsync.connectors.imap_parse import (
     changes_from_fetch,
-    folder_status,
     untagged_status,
     vanished_uids,
 )
@@ -123,10 +122,7 @@ class ImapChanges(ImapSession):
         untagged = imap.untagged_responses
         vanished_data = untagged.pop("VANISHED", [])
         fetch_data = untagged.pop("FETCH", [])
-        try:
-            status = folder_status(untagged_status(untagged))
-        except (KeyError, ValueError) as exc:
-            raise self._protocol_error(f"{command} {name} answered without {exc}") from exc
+        status = self.folder_status_of(name, untagged_status(untagged))
         if status.uidvalidity != uidvalidity:
             return QresyncResult(status=status)
         return QresyncResult(

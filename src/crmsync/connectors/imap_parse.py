@@ -214,6 +214,20 @@ def appended_uid(response: object) -> int | None:
     return int(match.group(2)) if match else None
 
 
+def status_number(value: object) -> int | None:
+    """A number from SELECT/STATUS data: ``b"4"``, ``4``, ``[b"4"]`` → 4; else None."""
+    return _int(value)
+
+
+def highest_uid(parsed: Mapping[int, Mapping[bytes, object]]) -> int | None:
+    """The largest UID in parsed FETCH responses (``UID FETCH * (UID)``), or None.
+
+    ``{3: {b"UID": 41, b"SEQ": 3}}`` → ``41``; ``{}`` → None.
+    """
+    uids = [uid for item in parsed.values() if (uid := _int(item.get(b"UID"))) is not None]
+    return max(uids, default=None)
+
+
 def folder_status(values: Mapping[str, object]) -> FolderStatus:
     """A ``FolderStatus`` from SELECT data keyed by upper-case name; KeyError/ValueError if
     UIDVALIDITY, UIDNEXT or EXISTS is missing or not a number."""
