@@ -3,6 +3,8 @@
 - An IMAP server whose SELECT never says ``[UIDNEXT n]`` (RFC 3501 allows it): the real
   Dovecot behind ``ImapFilterProxy``, which removes those lines (and, in the harder case,
   UIDNEXT from STATUS answers too). Test & Enable passes and every message is tracked.
+- A passing Test & Enable allows a folder's UIDVALIDITY re-maps again (the cap of
+  sync/incoming_imap.py).
 - An SMTP relay that accepts mail from trusted clients without AUTH: usable when, and only
   when, the administrator chose "no authentication" for the profile's outgoing side.
 
@@ -18,10 +20,11 @@ import pytest
 from sqlalchemy import select
 
 from crmsync.crm import profiles
-from crmsync.crm.models import MailboxTest
+from crmsync.crm.models import FolderCursor, MailboxTest
 from crmsync.crm.settings import TrackingPreferences
 from crmsync.crm.types import ServerType
 from crmsync.sync.check_enable import check_and_enable
+from crmsync.sync.incoming_imap import MAX_UIDVALIDITY_RESYNCS
 from tests.integration.conftest import Connected, message
 from tests.servers.imap_filter_proxy import ImapFilterProxy
 
@@ -86,3 +89,20 @@ def test_select_without_uidnext_passes_test_and_enable_and_tracks_every_message(
     source = "UID FETCH *" if proxy.hide_status_uidnext else "STATUS"
     assert f"no UIDNEXT in the SELECT answer, so it was asked by {source}" in inbox["detail"]
     assert "INBOX holds 5 messages" in inbox["detail"]
+
+
+def test_test_and_enable_allows_uidvalidity_re_maps_again(connected: Connected) -> None:
+    mailbox_id = connected.add_mailbox("bob", preferences=ALL)
+    connected.sync("bob")  # the INBOX cursor is born
+    with connected.store.transaction() as session:
+        cursor = session.scalars(
+            select(FolderCursor).where(FolderCursor.mailbox_id == mailbox_id)
+        ).one()
+        cursor.uidvalidity_changes = MAX_UIDVALIDITY_RESYNCS
+    run = check_and_enable(connected.store, connected.box, mailbox_id)
+    assert run.ok, run.steps
+    with connected.store.transaction() as session:
+        cursor = session.scalars(
+            select(FolderCursor).where(FolderCursor.mailbox_id == mailbox_id)
+        ).one()
+        assert cursor.uidvalidity_changes == 0

@@ -16,7 +16,9 @@ reader may call it abandoned.
 A channel whose check passes is enabled — but only once the mailbox is approved when the
 organisation processes email only for approved mailboxes; otherwise it stays disabled
 with an information alert saying approval is what is missing. A failing check leaves the
-channel disabled with an alert that says what to fix. No message is ever sent.
+channel disabled with an alert that says what to fix. No message is ever sent. A passing
+incoming check also allows the folders' UIDVALIDITY re-maps again (incoming_imap.py caps
+them between two checks).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from crmsync.crm.types import AlertSeverity, Approval, Channel, IncomingMethod, 
 from crmsync.sync.connection_plan import ConnectionPlan, plan_for
 from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
+from crmsync.sync.incoming_imap import reset_uidvalidity_resyncs
 from crmsync.sync.oauth_tokens import token_problem
 
 log = logging.getLogger(__name__)
@@ -267,6 +270,8 @@ def _record(
             channel = mailbox.channel(outcome.channel)
             if outcome.error is None:
                 mark_channel_ok(channel, now=now, enable=approved)
+                if outcome.channel is Channel.INCOMING:
+                    reset_uidvalidity_resyncs(session, mailbox_id)
             else:
                 record_failure(
                     session,

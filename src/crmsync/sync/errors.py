@@ -49,6 +49,7 @@ class ErrorCode(enum.StrEnum):
     MESSAGE_REJECTED = "MESSAGE_REJECTED"
     DELIVERY_UNCERTAIN = "DELIVERY_UNCERTAIN"
     PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    UIDVALIDITY_RESYNC_LIMIT = "UIDVALIDITY_RESYNC_LIMIT"
     NOT_SUPPORTED = "NOT_SUPPORTED"
     CONFIGURATION = "CONFIGURATION"
     INTERNAL = "INTERNAL"
@@ -207,6 +208,15 @@ CATALOGUE: dict[ErrorCode, CatalogueEntry] = {
         Severity.ERROR,
         "The server answered in an unexpected way",
         "crmsync retries. If it persists, report the detail with the server's name and version.",
+    ),
+    ErrorCode.UIDVALIDITY_RESYNC_LIMIT: CatalogueEntry(
+        False,
+        Severity.ERROR,
+        "The server keeps renumbering a folder",
+        "The folder's UIDVALIDITY changed again and again: every change makes crmsync list "
+        "the whole folder anew, so it stopped syncing this mailbox. Check the mail "
+        "server (an index rebuilt on every restart, a folder deleted and created again, "
+        "a cluster whose nodes disagree), then run Test & Enable to resume.",
     ),
     ErrorCode.NOT_SUPPORTED: CatalogueEntry(
         False,

@@ -6,8 +6,19 @@ A folder's state machine (after closeio/sync-engine's imap/generic.py):
     poll ──(UIDVALIDITY as stored)──▶ new UIDs ≥ next_uid ──▶ batches ──▶ poll
       │  (nothing new: UIDNEXT and HIGHESTMODSEQ unchanged → done, one SELECT spent)
       └─(UIDVALIDITY changed)──▶ uidinvalid: re-map the ledger by Message-ID ──▶ poll
-                                  (known messages keep their activities; nothing is
-                                   imported twice, and the new cursor ends the loop)
+              │                   (known messages keep their activities; nothing is
+              │                    imported twice, and the new cursor ends the loop)
+              └─(already MAX_UIDVALIDITY_RESYNCS times)──▶ stop: UIDVALIDITY_RESYNC_LIMIT
+
+The cap (as closeio/sync-engine's ``MAX_UIDINVALID_RESYNCS``): each re-map lists and
+fetches the whole folder, so a server that renumbers a folder on every poll would make
+crmsync do that forever. ``FolderCursor.uidvalidity_changes`` counts the re-maps since the
+last successful Test & Enable of the incoming channel (which sets it back to 0:
+``reset_uidvalidity_resyncs``) — a total, not a rate, so that a slowly misbehaving
+server is noticed too. The change after the last allowed one is not re-mapped: the pass
+fails with the permanent UIDVALIDITY_RESYNC_LIMIT, which disables the channel and raises
+an alert with the catalogue's remediation; the cursor keeps the old UIDVALIDITY, so
+nothing is re-mapped or imported until an administrator has looked.
 
 Facts relied on (RFC 3501 §2.3.1.1): UIDs grow within one UIDVALIDITY; a new
 UIDVALIDITY invalidates every stored UID, and UIDNEXT not moving past the cursor means
@@ -18,10 +29,11 @@ folder's HIGHESTMODSEQ is kept in the cursor for folder tracking, which does nee
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from itertools import islice
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crmsync.connectors.imap import ImapConnection
@@ -32,11 +44,14 @@ from crmsync.crm.models.sync_state import FolderCursor, MailboxMessage
 from crmsync.crm.store import Store
 from crmsync.crm.types import AlertSeverity, Channel
 from crmsync.sync.context import MailboxContext
+from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.sync.incoming import IncomingOptions, IncomingReport, ingest
 from crmsync.sync.prepare import Fetched, Outcome
 
 INBOX = "INBOX"
 UIDVALIDITY_CHANGED = "UIDVALIDITY_CHANGED"
+# Re-maps allowed per folder between two Test & Enables (closeio/sync-engine uses 5 too).
+MAX_UIDVALIDITY_RESYNCS = 5
 
 
 def sync_imap_inbox(
@@ -50,7 +65,10 @@ def sync_imap_inbox(
         sync_folder(store, ctx, conn, INBOX, options, report)
 
 
-def _cursor(store: Store, ctx: MailboxContext, folder: str) -> tuple[int, int, int | None] | None:
+def _cursor(
+    store: Store, ctx: MailboxContext, folder: str
+) -> tuple[int, int, int | None, int] | None:
+    """``(uidvalidity, next_uid, highestmodseq, uidvalidity_changes)``, or None."""
     with store.transaction() as session:
         cursor = session.scalar(
             select(FolderCursor).where(
@@ -59,7 +77,22 @@ def _cursor(store: Store, ctx: MailboxContext, folder: str) -> tuple[int, int, i
         )
         if cursor is None:
             return None
-        return cursor.uidvalidity, cursor.next_uid, cursor.highestmodseq
+        return (
+            cursor.uidvalidity,
+            cursor.next_uid,
+            cursor.highestmodseq,
+            cursor.uidvalidity_changes,
+        )
+
+
+def reset_uidvalidity_resyncs(session: Session, mailbox_id: uuid.UUID) -> None:
+    """Allow ``MAX_UIDVALIDITY_RESYNCS`` re-maps again: an administrator's Test & Enable
+    passed, so whatever renumbered the folders has been looked at."""
+    session.execute(
+        update(FolderCursor)
+        .where(FolderCursor.mailbox_id == mailbox_id)
+        .values(uidvalidity_changes=0)
+    )
 
 
 def sync_folder(
@@ -76,6 +109,12 @@ def sync_folder(
         _save_cursor(store, ctx, folder, status.uidvalidity, 1, None, new=True)
         next_uid = 1
     elif known[0] != status.uidvalidity:
+        if known[3] >= MAX_UIDVALIDITY_RESYNCS:
+            raise SyncError(
+                ErrorCode.UIDVALIDITY_RESYNC_LIMIT,
+                f"folder {folder}: UIDVALIDITY {known[0]} → {status.uidvalidity}, after "
+                f"{known[3]} changes since the last Test & Enable; not listed again",
+            )
         _remap(store, ctx, conn, folder, status.uidvalidity)
         next_uid = 1
     else:
