@@ -10,12 +10,18 @@ talks to a mail server.
 mailboxes store the same message at the same time, one insert wins and the other links
 to the winner's activity. A key with no activity is a message a person untracked: it is
 never stored again (``MessageUntracked``) unless a person tracks it by hand.
+
+A Message-ID is the key only while the content agrees: a different message reusing a
+tracked email's Message-ID (``content_fingerprint`` differs) is keyed by
+``collision_key`` instead, so it is its own email — and its copies in other mailboxes
+still fold into that one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +88,8 @@ class InboundEmail:
     defects: tuple[str, ...] = ()  # the parser's, for Email.parse_defects
     # The tracked email correlation matched, for Email.correlated_with_id.
     correlated_with: uuid.UUID | None = None
+    # crmsync.tracking.fingerprint of the message; None when unknown.
+    content_fingerprint: str | None = None
 
 
 class MessageUntracked(Exception):
@@ -101,6 +109,39 @@ def dedupe_key_of(message_id: str | None, raw_sha256: str | None) -> str | None:
     if message_id:
         return message_id
     return f"sha256:{raw_sha256}" if raw_sha256 else None
+
+
+def collision_key(message_id: str, content_fingerprint: str) -> str:
+    """The key of a message that reuses ``message_id`` with other content.
+
+    Digested so that it fits the key column whatever the Message-ID's length; the same
+    for every copy of that message, so its copies in other mailboxes still fold.
+    """
+    digest = hashlib.sha256(f"{message_id}\n{content_fingerprint}".encode()).hexdigest()
+    return f"collision:{digest}"
+
+
+def contents_differ(stored: str | None, fresh: str | None) -> bool:
+    """Whether two fingerprints prove two different messages: both known, of one version
+    (the part before ``:``), and unequal — crmsync.tracking.fingerprint.same_content,
+    negated (crm/ does not import tracking/)."""
+    if stored is None or fresh is None or stored == fresh:
+        return False
+    return stored.partition(":")[0] == fresh.partition(":")[0]
+
+
+def _collision(found: Email, inbound: InboundEmail) -> InboundEmail | None:
+    """``inbound`` re-keyed by ``collision_key`` when ``found`` (holding its Message-ID key)
+    is another message; None when it is the same message."""
+    if (
+        inbound.message_id is None
+        or inbound.content_fingerprint is None
+        or inbound.dedupe_key != inbound.message_id
+        or not contents_differ(found.content_fingerprint, inbound.content_fingerprint)
+    ):
+        return None
+    key = collision_key(inbound.message_id, inbound.content_fingerprint)
+    return replace(inbound, dedupe_key=key)
 
 
 def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, str]]) -> None:
@@ -157,6 +198,7 @@ def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, 
                 "delivery_attempts": 0,
                 "raw_sha256": raw_sha256,
                 "parse_defects": list(inbound.defects),
+                "content_fingerprint": inbound.content_fingerprint,
             }
         )
         parties.extend(
@@ -232,6 +274,9 @@ def store_email(
 ) -> tuple[Email, bool]:
     """The activity for ``inbound``: created, or the one another mailbox already made.
 
+    An email holding the Message-ID with other content is another message: ``inbound``
+    is then stored (or found) under its ``collision_key``.
+
     Raises MessageUntracked when a person untracked the message meanwhile.
     """
     key_row = session.get(EmailKey, (inbound.organisation_id, inbound.dedupe_key))
@@ -239,6 +284,8 @@ def store_email(
         raise MessageUntracked(inbound.dedupe_key)
     found = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
     if found is not None:
+        if (rekeyed := _collision(found, inbound)) is not None:
+            return store_email(session, blobs, rekeyed, raw_sha256)
         add_to_queue(session, inbound.queue_id, found.id)
         return found, False
     email = Email(
@@ -267,6 +314,7 @@ def store_email(
         correlated_with_id=_still_there(session, inbound.correlated_with),
         raw_sha256=raw_sha256,
         parse_defects=list(inbound.defects),
+        content_fingerprint=inbound.content_fingerprint,
     )
     email.parties = [
         ActivityParty(
@@ -306,6 +354,8 @@ def store_email(
         winner = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
         if winner is None:
             raise
+        if (rekeyed := _collision(winner, inbound)) is not None:
+            return store_email(session, blobs, rekeyed, raw_sha256)
         add_to_queue(session, inbound.queue_id, winner.id)
         return winner, False
     add_to_queue(session, inbound.queue_id, email.id)

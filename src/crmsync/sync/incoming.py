@@ -60,7 +60,6 @@ from crmsync.sync.tracker import (
     create_sender_record,
     decide_message,
     gather,
-    known_from,
 )
 from crmsync.tracking.filters import automation_reason
 from crmsync.tracking.parse import ParsedMessage, ParseLimits
@@ -208,8 +207,7 @@ def store_batch(
         elif decision.inbound is not None:
             email_id = uuid.uuid4()
             new.append((email_id, decision.inbound, sha))
-            gathered.existing[decision.inbound.dedupe_key] = email_id
-            gathered.learn(known_from(decision.inbound, email_id))
+            gathered.planned(decision.inbound, email_id)
             ledger["email_id"], ledger["tracked"] = email_id, True
         result.tracked += int(bool(ledger["tracked"]))
     staged = {

@@ -49,7 +49,7 @@ from crmsync.crm.settings import OrganisationSettings
 from crmsync.crm.types import Privilege, RecordType
 from crmsync.sync.context import MailboxContext, snapshot
 from crmsync.sync.prepare import Fetched, Ready, discard_leftovers, prepare_fetched
-from crmsync.sync.tracker import create_sender_record, dedupe_key, forced_decision, gather
+from crmsync.sync.tracker import create_sender_record, forced_decision, gather, identify
 from crmsync.tracking.headers import extract_msgids
 from crmsync.tracking.parse import ParseLimits
 
@@ -186,7 +186,8 @@ def _track(
     now: datetime,
 ) -> TrackedByHand:
     gathered = gather(session, ctx, [(ready.parsed, ready.raw_sha256)])
-    key = dedupe_key(ready.parsed, ready.raw_sha256)
+    # The Message-ID's key, or its own when it reuses a tracked email's Message-ID.
+    key = identify(gathered, ready.parsed, ready.raw_sha256).key
     if key in gathered.existing:
         _already_tracked(session, principal, gathered.existing[key])
     reason = f"tracked by {person_name(session, principal)}"
@@ -241,9 +242,12 @@ def _mark_sightings(
         if inbound.message_id
         else (MailboxMessage.message_id.is_(None) & (MailboxMessage.raw_sha256 == raw_sha256))
     )
+    # A sighting linked to another email is that email's: a message reusing its
+    # Message-ID with other content (crmsync.tracking.fingerprint).
+    unlinked = MailboxMessage.email_id.is_(None) | (MailboxMessage.email_id == email_id)
     session.execute(
         update(MailboxMessage)
-        .where(MailboxMessage.mailbox_id.in_(in_org), same)
+        .where(MailboxMessage.mailbox_id.in_(in_org), same, unlinked)
         .values(tracked=True, email_id=email_id, reason=reason)
         .execution_options(synchronize_session=False)
     )

@@ -4,6 +4,9 @@
              the tombstones of messages a person untracked), known emails by
              Message-ID / token / conversation / subject, records carrying any of the
              batch's addresses (with their active flags)
+    identify per message: its key (the Message-ID), unless an email holding that key has
+             other content (crmsync.tracking.fingerprint) — then the message reuses the
+             Message-ID and is keyed apart (``collision_key``): its own email
     decide   per message, in order, with crmsync.tracking: correlate → filter → parties.
              A message tracked earlier in the batch is a candidate for later ones, so a
              thread that arrives in one batch still correlates. An untracked message
@@ -29,7 +32,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.crm import addresses
-from crmsync.crm.inbound import AttachmentRow, InboundEmail, PartyRow, dedupe_key_of
+from crmsync.crm.db import table_of
+from crmsync.crm.inbound import (
+    AttachmentRow,
+    InboundEmail,
+    PartyRow,
+    collision_key,
+    dedupe_key_of,
+)
 from crmsync.crm.models.activities import ActivityParty, Email
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.models.records import Contact, Lead
@@ -50,6 +60,7 @@ from crmsync.tracking.correlate import (
     wanted_keys,
 )
 from crmsync.tracking.filters import BlockList, TrackingScope, automation_reason, decide
+from crmsync.tracking.fingerprint import fingerprint, same_content
 from crmsync.tracking.parse import ParsedMessage
 from crmsync.tracking.parties import PartyOptions, RecordRef, resolve_parties, sender_types
 from crmsync.tracking.threadindex import conversation_guid
@@ -66,9 +77,26 @@ class Decision:
     create_for_sender: bool = False
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Which message this is: its key in ``email_keys`` and its content fingerprint.
+
+    ``collides_with`` is the email that holds the message's Message-ID with other content
+    (the key is then the ``collision_key``); None for an ordinary message.
+    """
+
+    key: str
+    fingerprint: str
+    collides_with: uuid.UUID | None = None
+
+
 @dataclass
 class Gathered:
     existing: dict[str, uuid.UUID] = field(default_factory=dict)  # dedupe key → email
+    # dedupe key → that email's content fingerprint (None: unknown, stored before them)
+    fingerprints: dict[str, str | None] = field(default_factory=dict)
+    # raw SHA-256 → the message's own fingerprint, computed once however often it is asked
+    contents: dict[str, str] = field(default_factory=dict)
     untracked: dict[str, str] = field(default_factory=dict)  # dedupe key → why not
     by_message_id: dict[str, KnownEmail] = field(default_factory=dict)
     by_token: dict[str, KnownEmail] = field(default_factory=dict)
@@ -83,6 +111,19 @@ class Gathered:
             by_conversation=self.by_conversation,
             by_subject=self.by_subject,
         )
+
+    def content_of(self, parsed: ParsedMessage, raw_sha256: str) -> str:
+        content = self.contents.get(raw_sha256)
+        if content is None:
+            content = self.contents[raw_sha256] = fingerprint(parsed)
+        return content
+
+    def planned(self, inbound: InboundEmail, email_id: uuid.UUID) -> None:
+        """``inbound`` will be stored as ``email_id`` with this batch: later messages of
+        the batch find it by key (its copies link to it) and correlate with it."""
+        self.existing[inbound.dedupe_key] = email_id
+        self.fingerprints[inbound.dedupe_key] = inbound.content_fingerprint
+        self.learn(known_from(inbound, email_id))
 
     def learn(self, known: KnownEmail) -> None:
         """A message just tracked becomes a candidate for the rest of the batch."""
@@ -111,6 +152,25 @@ def dedupe_key(parsed: ParsedMessage, raw_sha256: str) -> str:
     key = dedupe_key_of(parsed.message_id, raw_sha256)
     assert key is not None  # a digest always exists
     return key
+
+
+def identify(gathered: Gathered, parsed: ParsedMessage, raw_sha256: str) -> Identity:
+    """The message's identity given what the batch gathered (pure)."""
+    key = dedupe_key(parsed, raw_sha256)
+    content = gathered.content_of(parsed, raw_sha256)
+    holder = gathered.existing.get(key)
+    if (
+        holder is None
+        or parsed.message_id is None
+        or same_content(gathered.fingerprints.get(key), content)
+    ):
+        return Identity(key, content)
+    return Identity(collision_key(parsed.message_id, content), content, collides_with=holder)
+
+
+def collision_note(identity: Identity) -> str:
+    """The ledger's words for a message that reuses another email's Message-ID."""
+    return f"same Message-ID as email {identity.collides_with} but different content"
 
 
 def untracked_reason(name: str | None) -> str:
@@ -213,17 +273,16 @@ def gather(
     gathered = Gathered()
     keys = [dedupe_key(parsed, sha) for parsed, sha in messages]
     in_org = Email.organisation_id == ctx.organisation_id
-    for chunk in _chunks(keys):
-        rows = session.execute(
-            select(EmailKey.key, EmailKey.email_id, User.full_name, User.username)
-            .outerjoin(User, User.id == EmailKey.untracked_by_id)
-            .where(EmailKey.organisation_id == ctx.organisation_id, EmailKey.key.in_(chunk))
-        )
-        for key, email_id, full_name, username in rows:
-            if email_id is not None:
-                gathered.existing[key] = email_id
-            else:
-                gathered.untracked[key] = untracked_reason(full_name or username)
+    _gather_keys(session, ctx, keys, gathered)
+    # Messages reusing a stored email's Message-ID with other content (rare): their own
+    # keys, so that a copy seen in another mailbox before links to that copy's email.
+    collisions = [
+        identity.key
+        for parsed, sha in messages
+        if dedupe_key(parsed, sha) in gathered.existing
+        and (identity := identify(gathered, parsed, sha)).collides_with is not None
+    ]
+    _gather_keys(session, ctx, collisions, gathered)
     wanted = [wanted_keys(parsed, settings) for parsed, _ in messages]
     message_ids = {mid for keys_ in wanted for mid in keys_.message_ids}
     tokens = {keys_.token for keys_ in wanted if keys_.token}
@@ -244,6 +303,32 @@ def gather(
     every_address = {address for parsed, _ in messages for address in _all_addresses(parsed)}
     gathered.matches = gather_matches(session, ctx.organisation_id, sorted(every_address))
     return gathered
+
+
+def _gather_keys(
+    session: Session, ctx: MailboxContext, keys: Sequence[str], gathered: Gathered
+) -> None:
+    """Which of ``keys`` are tracked (with their email's fingerprint) or untracked."""
+    emails = table_of(Email)
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(
+                EmailKey.key,
+                EmailKey.email_id,
+                User.full_name,
+                User.username,
+                emails.c.content_fingerprint,
+            )
+            .outerjoin(User, User.id == EmailKey.untracked_by_id)
+            .outerjoin(emails, emails.c.id == EmailKey.email_id)
+            .where(EmailKey.organisation_id == ctx.organisation_id, EmailKey.key.in_(chunk))
+        )
+        for key, email_id, full_name, username, content in rows:
+            if email_id is not None:
+                gathered.existing[key] = email_id
+                gathered.fingerprints[key] = content
+            else:
+                gathered.untracked[key] = untracked_reason(full_name or username)
 
 
 def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
@@ -296,7 +381,8 @@ def decide_message(
 ) -> Decision:
     """Pure given ``gathered``: link, skip with a reason, or track (and how)."""
     parsed = ready.parsed
-    key = dedupe_key(parsed, ready.raw_sha256)
+    identity = identify(gathered, parsed, ready.raw_sha256)
+    key = identity.key
     if key in gathered.untracked:
         return Decision(gathered.untracked[key])
     if key in gathered.existing:
@@ -312,9 +398,15 @@ def decide_message(
         automation=automation_reason(parsed),
         blocked=bool(sender) and _block_list(ctx).blocks(sender),
     )
-    if not decision.track:
+    if identity.collides_with is not None:
+        if not decision.track:
+            return Decision(f"{collision_note(identity)}; {decision.reason}")
+        reason = f"{collision_note(identity)}: kept as its own email; {decision.reason}"
+    elif not decision.track:
         return Decision(decision.reason)
-    return _track(ctx, ready, gathered, received_at, settings, correlation, decision.reason)
+    else:
+        reason = decision.reason
+    return _track(ctx, ready, gathered, received_at, settings, correlation, identity, reason)
 
 
 def forced_decision(
@@ -325,7 +417,10 @@ def forced_decision(
     engine would. ``reason`` says who asked."""
     settings = correlation_settings(ctx)
     correlation = correlate(ready.parsed, gathered.candidates(), settings)
-    return _track(ctx, ready, gathered, received_at, settings, correlation, reason)
+    identity = identify(gathered, ready.parsed, ready.raw_sha256)
+    if identity.collides_with is not None:
+        reason = f"{collision_note(identity)}: kept as its own email; {reason}"
+    return _track(ctx, ready, gathered, received_at, settings, correlation, identity, reason)
 
 
 def _track(
@@ -335,11 +430,11 @@ def _track(
     received_at: datetime,
     settings: CorrelationSettings,
     correlation: Correlation,
+    identity: Identity,
     reason: str,
 ) -> Decision:
     """The decision to track ``ready``, with everything its activity needs."""
     parsed = ready.parsed
-    key = dedupe_key(parsed, ready.raw_sha256)
     sender = parsed.from_[0].address if parsed.from_ else ""
     sender_known = any(gathered.matches.get(addresses.normalise_address(sender) or "", []))
     wants_record = ctx.preferences.create_for_unknown_sender is not UnknownSenderRecord.NONE
@@ -352,7 +447,7 @@ def _track(
         organisation_id=ctx.organisation_id,
         owner_id=ctx.owner_id,
         owning_business_unit_id=ctx.owning_business_unit_id,
-        dedupe_key=key,
+        dedupe_key=identity.key,
         subject=parsed.subject,
         description=ready.description,
         body_text=parsed.text_body,
@@ -375,6 +470,7 @@ def _track(
         queue_id=ctx.queue_id,
         defects=parsed.defects,
         correlated_with=correlation.match.activity_id if correlation.match else None,
+        content_fingerprint=identity.fingerprint,
     )
     return Decision(
         reason,

@@ -104,6 +104,10 @@ class Email(Activity):
     correlated_with_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("emails.id", ondelete="SET NULL"), index=True
     )
+    # What the sender wrote, hashed (crmsync.tracking.fingerprint): a message reusing a
+    # tracked email's Message-ID is the same message only if this agrees too. NULL for
+    # emails stored before it existed (the Message-ID alone decides for them).
+    content_fingerprint: Mapped[str | None] = mapped_column(String(80))
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     body_text: Mapped[str] = mapped_column(Text, default="")
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
