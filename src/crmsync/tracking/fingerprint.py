@@ -14,8 +14,9 @@ The fingerprint is a SHA-256 over what the sender wrote, as the parser decoded i
 - Subject: the decoded text with runs of whitespace folded to one space (header folding
   and RFC 2047 word splitting differ from server to server);
 - the text body: decoded (so the transfer encoding and charset do not matter), Unicode
-  NFC, line ends as ``\\n``, trailing whitespace of each line and blank lines at both ends
-  dropped (quoted-printable re-encoding and 8-bit downgrades touch exactly those).
+  NFC, line ends as ``\\n``, spaces and tabs at the end of each line and whitespace at
+  both ends dropped (quoted-printable re-encoding and 8-bit downgrades touch exactly
+  those).
 
 Left out on purpose: the raw bytes and every header a server adds or rewrites on the way
 (Received, Return-Path, Delivered-To, DKIM/ARC signatures, X-*), so the two copies of one
@@ -33,6 +34,7 @@ sync/ or connectors/.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from datetime import UTC
 
@@ -41,6 +43,9 @@ from crmsync.tracking.parse import ParsedMessage
 __all__ = ["VERSION", "fingerprint", "same_content"]
 
 VERSION = "v1"
+# Spaces and tabs before a line end: what quoted-printable re-encoding and 8-bit
+# downgrades drop or add (RFC 2045 6.7, rule 3).
+_TRAILING_BLANKS = re.compile(r"[ \t]+(?=\n)")
 _SEPARATOR = "\x1f"  # the ASCII unit separator: never in a decoded header or address
 
 
@@ -60,9 +65,16 @@ def _subject(parsed: ParsedMessage) -> str:
 
 
 def _body_digest(parsed: ParsedMessage) -> str:
-    text = unicodedata.normalize("NFC", parsed.text_body)
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    body = "\n".join(line.rstrip() for line in lines).strip("\n")
+    # Nearly every body is ASCII without trailing blanks: each step below is skipped
+    # when it has nothing to do, so a fingerprint costs little more than its SHA-256.
+    body = parsed.text_body
+    if not body.isascii():
+        body = unicodedata.normalize("NFC", body)
+    if "\r" in body:
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+    if " \n" in body or "\t\n" in body:
+        body = _TRAILING_BLANKS.sub("", body)
+    body = body.strip()
     return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
 
 
