@@ -378,6 +378,7 @@ def _record_run(
             record_failure(
                 session, mailbox, channel, report.error, policy=options.retry_policy, now=now
             )
+    _log_pass(ctx, report, protocol, stats.duration_seconds)
     if options.metrics is not None:
         options.metrics.incoming_pass(
             protocol=protocol,
@@ -390,3 +391,36 @@ def _record_run(
             bounced=report.bounced,
             push_latency=stats.push_latency_seconds,
         )
+
+
+def _log_pass(ctx: MailboxContext, report: IncomingReport, protocol: str, seconds: float) -> None:
+    """The operator's line for the pass: counts, duration and the error's code — never
+    the error's detail (a server's text may quote an address or a subject)."""
+    folder = "INBOX" if protocol == "imap" else protocol.upper()
+    code = report.error.code.value if report.error is not None else None
+    who = ctx.address or str(ctx.mailbox_id)
+    log.log(
+        logging.WARNING if code else logging.INFO,
+        "%s %s: %d fetched, %d tracked, %d failed%s in %.2f s%s",
+        who,
+        folder,
+        report.seen,
+        report.tracked,
+        report.failed,
+        f", {report.bounced} bounced" if report.bounced else "",
+        seconds,
+        f", error {code}" if code else "",
+        extra={
+            "event": "incoming_pass",
+            "mailbox_id": str(ctx.mailbox_id),
+            "mailbox": ctx.address,
+            "protocol": protocol,
+            "folder": folder,
+            "fetched": report.seen,
+            "tracked": report.tracked,
+            "failed": report.failed,
+            "bounced": report.bounced,
+            "duration_s": round(seconds, 3),
+            "error_code": code,
+        },
+    )

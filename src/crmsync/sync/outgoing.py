@@ -77,7 +77,7 @@ from crmsync.sync.oauth_tokens import token_problem
 from crmsync.sync.outgoing_decide import AMBIGUOUS, Verdict, after_send
 from crmsync.sync.outgoing_io import SentFolderSession, SmtpSession
 from crmsync.sync.outgoing_schedule import due_outgoing, pending_by_mailbox
-from crmsync.sync.outgoing_send import Prepared, Sender, prepare, record
+from crmsync.sync.outgoing_send import Prepared, Sender, log_outcome, prepare, record
 from crmsync.sync.outgoing_sent import Copy, save_copies
 from crmsync.sync.outgoing_verify import Verifier
 
@@ -291,6 +291,7 @@ class _Pass:
             open_imap=self.options.open_imap,
             imap=self.imap,
             credentials=self.plan.credentials,
+            address=self.sender.address,
         ).run()
         report = self.report
         report.recovered += settled.recovered
@@ -346,6 +347,7 @@ class _Pass:
         if prepared is None:
             return True
         if not isinstance(prepared, Prepared):
+            log_outcome(self.sender.address, email_id, prepared)
             self._tell(email_id, prepared.verdict)
             return True
         composed = prepared.composed
@@ -361,6 +363,8 @@ class _Pass:
                 self._alert_refused(session, decision.refused)
         if decision.verdict is Verdict.SENT:
             self.sent_now.add(email_id)
+        recipients = len(composed.recipients)
+        log_outcome(self.sender.address, email_id, decision, outcome=outcome, recipients=recipients)
         self._tell(email_id, decision.verdict)
         if isinstance(outcome, SyncError) and (outcome.code in AMBIGUOUS or not smtp.is_open):
             self.report.error = outcome  # the session is gone: the channel retries later
@@ -447,13 +451,15 @@ def _record_run(
         if mailbox is None:
             return
         _record_outcome(session, mailbox, report, options)
+    seconds = max(0.0, (utcnow() - report.started_at).total_seconds())
+    _log_pass(ctx, report, _protocol(mailbox), seconds)
     if options.metrics is not None:
         options.metrics.outgoing_pass(
             protocol=_protocol(mailbox),
             profile=profile_label(
                 mailbox.profile.name if mailbox.profile is not None else None, mailbox.profile_id
             ),
-            seconds=max(0.0, (utcnow() - report.started_at).total_seconds()),
+            seconds=seconds,
             ok=report.error is None,
             outcomes={
                 "sent": report.sent + report.recovered,
@@ -462,6 +468,44 @@ def _record_run(
                 "uncertain": report.uncertain,
             },
         )
+
+
+def _log_pass(ctx: MailboxContext, report: OutgoingReport, protocol: str, seconds: float) -> None:
+    """The operator's line for the pass (each email has its own, from log_outcome):
+    counts, duration and the error's code, never its detail."""
+    code = report.error.code.value if report.error is not None else None
+    counts = [f"{report.sent} sent", f"{report.failed} failed"]
+    for count, what in (
+        (report.retrying, "retrying"),
+        (report.recovered, "found in Sent"),
+        (report.uncertain, "uncertain"),
+        (report.copies, "copied to Sent"),
+    ):
+        if count:
+            counts.append(f"{count} {what}")
+    log.log(
+        logging.WARNING if code else logging.INFO,
+        "%s %s: %s in %.2f s%s",
+        ctx.address or str(ctx.mailbox_id),
+        protocol.upper(),
+        ", ".join(counts),
+        seconds,
+        f", error {code}" if code else "",
+        extra={
+            "event": "outgoing_pass",
+            "mailbox_id": str(ctx.mailbox_id),
+            "mailbox": ctx.address,
+            "protocol": protocol,
+            "sent": report.sent,
+            "retrying": report.retrying,
+            "failed": report.failed,
+            "recovered": report.recovered,
+            "uncertain": report.uncertain,
+            "copies": report.copies,
+            "duration_s": round(seconds, 3),
+            "error_code": code,
+        },
+    )
 
 
 def _protocol(mailbox: Mailbox) -> str:

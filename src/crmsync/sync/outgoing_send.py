@@ -21,6 +21,7 @@ Must never talk to a server or commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -28,13 +29,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from crmsync.connectors.base import SendResult
 from crmsync.crm import outbound
 from crmsync.crm import outbound_transitions as transitions
 from crmsync.crm.blobs import BlobStore
 from crmsync.crm.models.activities import Email
 from crmsync.crm.settings import OrganisationSettings
 from crmsync.crm.types import Participation
-from crmsync.sync.errors import ErrorCode
+from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.sync.outgoing_decide import Decision, Verdict
 from crmsync.tracking.compose import (
     Composed,
@@ -250,4 +252,59 @@ def record(
         )
     return transitions.record_failed(
         session, email_id, worker, code=decision.code or "", detail=decision.detail
+    )
+
+
+# The server's reply in an SMTP error's detail: "RCPT refused for …: 550 5.1.1 …".
+_REPLY = re.compile(r": ([2-5]\d\d) ")
+
+
+def smtp_reply(outcome: SendResult | SyncError | None) -> int | None:
+    """The SMTP reply code an attempt ended with: 250 when the server took the message
+    (smtplib raises for any other answer to DATA), the refusing reply of an SMTP error,
+    None for a network error or when no SMTP command was sent."""
+    if isinstance(outcome, SendResult):
+        return 250
+    if isinstance(outcome, SyncError):
+        found = _REPLY.search(outcome.detail)
+        return int(found.group(1)) if found else None
+    return None
+
+
+def log_outcome(
+    address: str,
+    email_id: uuid.UUID,
+    decision: Decision,
+    *,
+    outcome: SendResult | SyncError | None = None,
+    recipients: int | None = None,
+) -> None:
+    """The operator's line for one email: INFO when sent, WARNING when it failed or waits
+    for a retry. Its id, the sending mailbox, the outcome, the codes and how many
+    recipients — never the recipients, the subject, the body or the server's text."""
+    reply = smtp_reply(outcome)
+    refused = len(outcome.refused) if isinstance(outcome, SendResult) else 0
+    parts = [f"email {email_id} from {address}: {decision.verdict.value}"]
+    if decision.code:
+        parts.append(decision.code)
+    if reply is not None:
+        parts.append(f"SMTP {reply}")
+    if recipients is not None:
+        parts.append(f"{recipients} recipient{'s' if recipients != 1 else ''}")
+    if refused:
+        parts.append(f"{refused} refused")
+    log.log(
+        logging.INFO if decision.verdict is Verdict.SENT else logging.WARNING,
+        "%s",
+        ", ".join(parts),
+        extra={
+            "event": "email_sent" if decision.verdict is Verdict.SENT else "email_not_sent",
+            "email_id": str(email_id),
+            "mailbox": address,
+            "outcome": decision.verdict.value,
+            "error_code": decision.code,
+            "smtp_reply": reply,
+            "recipients": recipients,
+            "refused": refused,
+        },
     )

@@ -35,7 +35,14 @@ from crmsync.crm.store import Store
 from crmsync.crm.types import EmailStatus
 from crmsync.sync.errors import RetryPolicy, SyncError
 from crmsync.sync.leases import owner_is_dead as dead_local_owner
-from crmsync.sync.outgoing_decide import UNCERTAIN_DETAIL, Lookup, Verdict, after_lookup
+from crmsync.sync.outgoing_decide import (
+    UNCERTAIN_DETAIL,
+    Decision,
+    Lookup,
+    Verdict,
+    after_lookup,
+)
+from crmsync.sync.outgoing_send import log_outcome
 from crmsync.sync.outgoing_sent import OpenImap, look_up
 
 
@@ -69,6 +76,7 @@ class Verifier:
     open_imap: OpenImap
     imap: Endpoint | None  # None: no Sent folder to look in (POP3)
     credentials: Credentials
+    address: str = ""  # the sending mailbox's, for the log lines
 
     def orphaned(self, claim: str | None, claimed_at: datetime | None, now: datetime) -> bool:
         if claim is None or claim == self.worker or claimed_at is None:
@@ -147,6 +155,7 @@ class Verifier:
                     else transitions.sent_after_all(session, item.email_id, now)
                 ):
                     settled.recovered += 1
+                    log_outcome(self.address, item.email_id, Decision(Verdict.SENT))
             elif verdict is Verdict.SEND:
                 if item.orphan:
                     transitions.release_for_resend(session, item.email_id, item.claim)
@@ -161,6 +170,8 @@ class Verifier:
                 detail=UNCERTAIN_DETAIL,
             ):
                 settled.uncertain += 1
+                failed = Decision(Verdict.FAILED, transitions.UNCERTAIN)
+                log_outcome(self.address, item.email_id, failed)
                 mailbox = session.get(Mailbox, self.mailbox_id)
                 assert mailbox is not None
                 transitions.alert_uncertain(session, mailbox, item.subject, now)
