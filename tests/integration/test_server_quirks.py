@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from crmsync.crm import profiles
-from crmsync.crm.models import FolderCursor, MailboxTest
+from crmsync.crm.activities import PartySpec
+from crmsync.crm.errors import RuleViolation
+from crmsync.crm.models import FolderCursor, Mailbox, MailboxTest
 from crmsync.crm.settings import TrackingPreferences
-from crmsync.crm.types import ServerType
+from crmsync.crm.types import Channel, EmailStatus, Participation, ServerType
 from crmsync.sync.check_enable import check_and_enable
 from crmsync.sync.incoming_imap import MAX_UIDVALIDITY_RESYNCS
 from tests.integration.conftest import Connected, message
+from tests.integration.test_outgoing import Outbox, make_outbox
+from tests.servers import DovecotServer, SmtpServer
 from tests.servers.imap_filter_proxy import ImapFilterProxy
 
 pytestmark = pytest.mark.integration
@@ -106,3 +111,107 @@ def test_test_and_enable_allows_uidvalidity_re_maps_again(connected: Connected) 
             select(FolderCursor).where(FolderCursor.mailbox_id == mailbox_id)
         ).one()
         assert cursor.uidvalidity_changes == 0
+
+
+# -- an SMTP relay that trusts its clients' addresses -------------------------------------
+@pytest.fixture(scope="module")
+def trusted_relay(dovecot: DovecotServer) -> Iterator[SmtpServer]:
+    """The relay of tests/servers, offering no AUTH and relaying for every client."""
+    with SmtpServer.in_front_of(dovecot, trusted_relay=True) as server:
+        yield server
+
+
+@pytest.fixture
+def outbox(connected: Connected) -> Outbox:
+    return make_outbox(connected)
+
+
+def _move_to_relay(outbox: Outbox, relay: SmtpServer, values: dict[str, Any] | None = None) -> None:
+    """Put ann's mailbox on a profile whose outgoing side is ``relay`` (IMAP unchanged)."""
+    connected = outbox.connected
+    with connected.store.transaction() as session:
+        profile = profiles.create_profile(
+            session,
+            connected.admin(),
+            {
+                "name": f"relay-{uuid.uuid4().hex[:6]}",
+                "server_type": ServerType.IMAP_SMTP,
+                "incoming_host": "127.0.0.1",
+                "incoming_port": connected.dovecot.imap_port,
+                "incoming_security": "starttls",
+                "outgoing_host": "127.0.0.1",
+                "outgoing_port": relay.port,
+                "outgoing_security": "starttls",
+                "ca_pem": connected.dovecot.ca_cert.read_text()
+                if connected.dovecot.ca_cert
+                else None,
+                **(values or {}),
+            },
+            connected.box,
+        )
+        mailbox = session.get(Mailbox, outbox.mailbox_id)
+        assert mailbox is not None
+        mailbox.profile_id = profile.id
+
+
+def _outgoing_step(connected: Connected, run_id: uuid.UUID, name: str) -> dict[str, Any]:
+    with connected.store.transaction() as session:
+        run = session.get(MailboxTest, run_id)
+        assert run is not None
+        return next(s for s in run.steps if s["channel"] == "outgoing" and s["name"] == name)
+
+
+def test_a_relay_without_auth_sends_when_the_profile_says_no_authentication(
+    outbox: Outbox, trusted_relay: SmtpServer
+) -> None:
+    _move_to_relay(outbox, trusted_relay, {"outgoing_auth": "none"})
+    connected = outbox.connected
+    run = check_and_enable(connected.store, connected.box, outbox.mailbox_id)
+    assert run.ok, run.steps
+    auth = _outgoing_step(connected, run.id, "auth")
+    assert auth["detail"] == "skipped: no authentication, as configured for this profile"
+
+    carol = f"carol-{uuid.uuid4().hex[:6]}@partner.test"
+    email_id = outbox.email(parties=[PartySpec(Participation.TO, address=carol)])
+    outbox.queue(email_id)
+    report = outbox.send()
+    assert report.error is None, report.error
+    assert report.sent == 1
+    assert outbox.get(email_id).status is EmailStatus.SENT
+    (spooled,) = [m for m in trusted_relay.external_messages() if carol in m.rcpt_tos]
+    assert spooled.authenticated_as is None  # sent without AUTH, relayed as trusted
+
+
+def test_a_relay_without_auth_fails_clearly_unless_the_profile_chose_it(
+    outbox: Outbox, trusted_relay: SmtpServer
+) -> None:
+    _move_to_relay(outbox, trusted_relay)  # outgoing_auth left as it comes: AUTH
+    connected = outbox.connected
+    run = check_and_enable(connected.store, connected.box, outbox.mailbox_id)
+    assert not run.ok
+    auth = _outgoing_step(connected, run.id, "auth")
+    assert auth["code"] == "AUTH_MECHANISM_UNSUPPORTED"
+    assert "it offers no AUTH" in auth["detail"]
+    assert 'choose "no authentication" for the outgoing side' in auth["detail"]
+    with connected.store.transaction() as session:
+        mailbox = session.get(Mailbox, outbox.mailbox_id)
+        assert mailbox is not None
+        assert mailbox.channel(Channel.OUTGOING).enabled is False
+
+
+def test_no_authentication_is_refused_where_there_is_no_smtp_server(
+    connected: Connected,
+) -> None:
+    with connected.store.transaction() as session, pytest.raises(RuleViolation) as caught:
+        profiles.create_profile(
+            session,
+            connected.admin(),
+            {
+                "name": "Exchange",
+                "server_type": ServerType.EXCHANGE_SERVER,
+                "exchange_url": "https://mail.example.test/EWS/Exchange.asmx",
+                "outgoing_auth": "none",
+            },
+            connected.box,
+        )
+    assert caught.value.fields["field"] == "outgoing_auth"

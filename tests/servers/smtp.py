@@ -85,6 +85,7 @@ class SmtpServer(process.ServerLifecycle):
         directory: Path | None = None,
         hostname: str = "mx.example.test",
         startup_timeout: float = 20.0,
+        trusted_relay: bool = False,
     ) -> None:
         self.lmtp_port = lmtp_port
         self.users_file = users_file
@@ -92,6 +93,7 @@ class SmtpServer(process.ServerLifecycle):
         self.local_domains = tuple(local_domains)
         self.hostname = hostname
         self.startup_timeout = startup_timeout
+        self.trusted_relay = trusted_relay  # no AUTH offered; relays for every client
         self._owns_directory = directory is None
         self.directory = (directory or Path(tempfile.mkdtemp(prefix="crmsync-smtp-"))).resolve()
         self.port = 0
@@ -149,6 +151,7 @@ class SmtpServer(process.ServerLifecycle):
             ready_file=ready_file,
             tls_cert=self.tls_material.cert if self.tls_material else None,
             tls_key=self.tls_material.key if self.tls_material else None,
+            trusted_relay=self.trusted_relay,
         )
         config_path = self.directory / "relay.json"
         config_path.write_text(config.dump())

@@ -30,6 +30,9 @@ class RelayConfig:
     ready_file: Path
     tls_cert: Path | None
     tls_key: Path | None
+    # An on-premises relay that trusts its clients' addresses (Postfix "mynetworks"): it
+    # offers no AUTH and relays for anyone who can connect (here: loopback only).
+    trusted_relay: bool = False
 
     @classmethod
     def load(cls, path: Path) -> RelayConfig:

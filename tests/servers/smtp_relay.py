@@ -12,6 +12,8 @@ Rules, as a real MTA applies them:
 - local recipients must exist in the users file (else 550 5.1.1);
 - other domains only for authenticated clients (else 554 5.7.1 relay denied);
 - AUTH is checked against the users file, re-read on every attempt (no TLS required).
+- with ``trusted_relay`` (a relay trusting its network, as Postfix's ``mynetworks``): no
+  AUTH is offered or accepted, and every client may send to any domain.
 
 Fault injection: before each transaction (at MAIL FROM) the first entry of the JSON list in
 ``faults_file`` is popped; ``{"at": "RCPT", "code": 451, "text": "4.7.1 try later"}``
@@ -104,6 +106,19 @@ class RelayHandler:
         log(f"AUTH {mechanism} {login}: {'ok' if ok else 'refused'}")
         return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        if self.config.trusted_relay:
+            return [line for line in responses if not line[4:].upper().startswith("AUTH")]
+        return responses
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -127,7 +142,7 @@ class RelayHandler:
             known = {login.lower() for login in read_passwords(self.config.users_file)}
             if address.lower() not in known:
                 return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
-        elif not session.authenticated:
+        elif not session.authenticated and not self.config.trusted_relay:
             return f"554 5.7.1 <{address}>: Relay access denied"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -220,6 +235,7 @@ async def serve(config: RelayConfig) -> None:
             auth_required=False,
             auth_require_tls=False,
             authenticator=handler.authenticate,
+            auth_exclude_mechanism=("LOGIN", "PLAIN") if config.trusted_relay else None,
             decode_data=False,
             loop=loop,
         )

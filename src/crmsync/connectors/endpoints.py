@@ -38,7 +38,8 @@ class Security(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A server address with its TLS mode; ``ca_pem`` is PEM text of extra trusted CAs."""
+    """A server address with its TLS mode; ``ca_pem`` is PEM text of extra trusted CAs;
+    ``authenticate`` False means the connector logs in to nobody (SMTP without AUTH)."""
 
     host: str
     port: int
@@ -47,6 +48,9 @@ class Endpoint:
     ca_pem: str | None = None
     allow_plaintext: bool = False
     timeout: float = 30.0
+    # False: log in to nobody — an SMTP relay that accepts mail from trusted addresses
+    # without AUTH. Set only from an administrator's explicit choice on the profile.
+    authenticate: bool = True
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):

@@ -8,7 +8,8 @@ steps run in order and stop at the first failure (later steps are not listed); a
     IMAP   dns → tcp → tls → auth → inbox   (EXAMINE INBOX: count, sync capabilities)
     POP3   dns → tcp → tls → auth → inbox   (STAT)
     SMTP   dns → tcp → tls → ehlo → auth    (no message is sent; auth "skipped" without
-                                             credentials)
+                                             credentials, or when the profile chose
+                                             "no authentication" for outgoing)
 
 ``dns`` is getaddrinfo, ``tcp`` a bare connect (then closed), ``tls`` opens the protocol
 connection and really does the handshake — after the greeting and STARTTLS/STLS for
@@ -268,6 +269,8 @@ def probe_smtp(
         return f"EHLO accepted; the server offers {offered or 'no extensions'}"
 
     def auth() -> str:
+        if not endpoint.authenticate:
+            return "skipped: no authentication, as configured for this profile"
         if credentials is None:
             return "skipped: no credentials (the server is used without authentication)"
         smtp = connection.get()

@@ -166,11 +166,12 @@ class SmtpConnection(LineProtocolSession):
         *,
         local_hostname: str | None = None,
     ) -> SmtpConnection:
-        """Connect, secure, EHLO and (with credentials) AUTH; nothing stays open on failure."""
+        """Connect, secure, EHLO and AUTH — unless there are no credentials or the endpoint
+        says not to authenticate (``Endpoint.authenticate``); nothing stays open on failure."""
         connection = cls.connect(endpoint, local_hostname=local_hostname)
         try:
             connection.ehlo()
-            if credentials is not None:
+            if credentials is not None and endpoint.authenticate:
                 connection.login(credentials)
         except SyncError:
             connection.close()
@@ -198,6 +199,13 @@ class SmtpConnection(LineProtocolSession):
         wanted = "XOAUTH2" if credentials.oauth_access_token else "PLAIN or LOGIN"
         if not offered or (credentials.oauth_access_token and "XOAUTH2" not in offered):
             hint = "" if self.tls_version else "; many servers offer AUTH only over TLS"
+            if not offered:
+                # A relay that trusts its clients' addresses offers no AUTH; crmsync goes
+                # without only when told to, so say how.
+                hint += (
+                    "; if this relay accepts mail without authentication, choose "
+                    '"no authentication" for the outgoing side of the email server profile'
+                )
             raise SyncError(
                 ErrorCode.AUTH_MECHANISM_UNSUPPORTED,
                 f"the server does not offer AUTH {wanted}; it offers "

@@ -3,7 +3,9 @@
 Presets fill what a provider fixes (hosts, ports, security, OAuth endpoints) so an
 administrator only adds what is theirs (client id, credentials). Validation refuses a
 profile that could never connect — a missing host, a plain connection nobody allowed,
-OAuth without a token endpoint — with a rule code naming the field.
+OAuth without a token endpoint, sending without AUTH where there is no SMTP server —
+with a rule code naming the field. Sending without AUTH is never a preset: only an
+administrator's explicit ``outgoing_auth = none`` sets it.
 
 Must never store a secret in clear: passwords and client secrets go through SecretBox.
 """
@@ -24,6 +26,7 @@ from crmsync.crm.types import (
     AuthMethod,
     ConnectionSecurity,
     CredentialScope,
+    OutgoingAuth,
     Privilege,
     RecordType,
     ServerType,
@@ -99,6 +102,12 @@ def validate(profile: EmailServerProfile) -> None:
                 raise _fail(
                     field, "Plain connections need allow_plaintext (e.g. on a loopback server)"
                 )
+    if profile.outgoing_auth == OutgoingAuth.NONE and protocol not in ("imap", "pop3"):
+        raise _fail(
+            "outgoing_auth",
+            "Sending without authentication is possible only through an SMTP server "
+            f"(IMAP/SMTP or POP3/SMTP profiles), not {profile.server_type.value}",
+        )
     if profile.server_type is ServerType.EXCHANGE_SERVER and not profile.exchange_url:
         raise _fail("exchange_url", "exchange_url (the EWS endpoint) is required")
     if profile.auth_method is AuthMethod.OAUTH2:

@@ -154,6 +154,15 @@ class AuthMethod(enum.StrEnum):
     OAUTH2 = "oauth2"
 
 
+class OutgoingAuth(enum.StrEnum):
+    """How crmsync authenticates to a profile's SMTP server."""
+
+    SAME_AS_INCOMING = "same_as_incoming"  # AUTH with the credentials of the incoming side
+    # No AUTH at all: an on-premises relay that accepts mail from trusted addresses. Only
+    # ever set by an administrator's explicit choice, never assumed from the server.
+    NONE = "none"
+
+
 class CredentialScope(enum.StrEnum):
     MAILBOX = "mailbox"  # each mailbox has its own credentials
     PROFILE = "profile"  # the profile's credentials have rights over every mailbox

@@ -3,7 +3,8 @@
 Reads stored settings and decrypts credentials; the result is plain data the connectors
 take, so no database session is ever held while talking to a server. Refuses with a
 catalogue error what could never work: no profile, no credentials, a server type with
-no connector in this build.
+no connector in this build. The outgoing endpoint logs in to nobody only when the
+profile's ``outgoing_auth`` is ``none`` (the IMAP/POP3 side always authenticates).
 
 Must never log or put into an error the clear-text credentials it builds.
 """
@@ -15,7 +16,13 @@ from dataclasses import dataclass
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
 from crmsync.crm.secrets import SecretBox, SecretKeyError
-from crmsync.crm.types import Approval, AuthMethod, ConnectionSecurity, CredentialScope
+from crmsync.crm.types import (
+    Approval,
+    AuthMethod,
+    ConnectionSecurity,
+    CredentialScope,
+    OutgoingAuth,
+)
 from crmsync.sync.errors import ErrorCode, SyncError
 
 
@@ -28,7 +35,12 @@ class ConnectionPlan:
 
 
 def _endpoint(
-    profile: EmailServerProfile, host: str | None, port: int | None, security: ConnectionSecurity
+    profile: EmailServerProfile,
+    host: str | None,
+    port: int | None,
+    security: ConnectionSecurity,
+    *,
+    authenticate: bool = True,
 ) -> Endpoint | None:
     if not host or not port:
         return None
@@ -40,6 +52,7 @@ def _endpoint(
         ca_pem=profile.ca_pem,
         allow_plaintext=profile.allow_plaintext,
         timeout=float(profile.connection_timeout_seconds),
+        authenticate=authenticate,
     )
 
 
@@ -109,7 +122,12 @@ def plan_for(mailbox: Mailbox, box: SecretBox) -> ConnectionPlan:
             profile, profile.incoming_host, profile.incoming_port, profile.incoming_security
         ),
         outgoing=_endpoint(
-            profile, profile.outgoing_host, profile.outgoing_port, profile.outgoing_security
+            profile,
+            profile.outgoing_host,
+            profile.outgoing_port,
+            profile.outgoing_security,
+            # Only the administrator's explicit choice drops AUTH (crm/profiles.py).
+            authenticate=profile.outgoing_auth is not OutgoingAuth.NONE,
         ),
         credentials=_credentials(mailbox, profile, box),
     )

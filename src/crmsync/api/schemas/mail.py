@@ -27,6 +27,7 @@ from crmsync.crm.types import (
     ConnectionSecurity,
     CredentialScope,
     IncomingMethod,
+    OutgoingAuth,
     ServerType,
     SyncMethod,
 )
@@ -53,6 +54,11 @@ class ProfileSettings(BaseModel):
     ca_pem: str | None = Field(default=None, max_length=200_000)
     auth_method: AuthMethod = omittable()
     credential_scope: CredentialScope = omittable()
+    outgoing_auth: OutgoingAuth = omittable(
+        description="How crmsync authenticates to the SMTP server: with the incoming "
+        "side's credentials, or not at all (none) for an on-premises relay that accepts "
+        "mail from trusted addresses. Never chosen by crmsync itself.",
+    )
     username: str | None = Field(default=None, max_length=320)
     password: SecretStr | None = Field(default=None, max_length=1000)
     impersonation_format: str = omittable(max_length=100)
@@ -110,6 +116,7 @@ class ProfilePublic(BaseModel):
     has_ca_pem: bool
     auth_method: AuthMethod
     credential_scope: CredentialScope
+    outgoing_auth: OutgoingAuth
     username: str | None
     has_password: bool
     impersonation_format: str

@@ -53,6 +53,7 @@ from crmsync.crm.types import (
     CredentialScope,
     IncomingMethod,
     ItemResolution,
+    OutgoingAuth,
     RecordType,
     ServerType,
     SyncMethod,
@@ -90,6 +91,13 @@ class EmailServerProfile(IdMixin, TimestampMixin, OwnedMixin, Base):
     )
     credential_scope: Mapped[CredentialScope] = mapped_column(
         db_enum(CredentialScope), default=CredentialScope.MAILBOX
+    )
+    # The SMTP side may do without AUTH (a relay trusting crmsync's address), but only when
+    # an administrator chose it here: crmsync never drops AUTH because a server lacks it.
+    outgoing_auth: Mapped[OutgoingAuth] = mapped_column(
+        db_enum(OutgoingAuth),
+        default=OutgoingAuth.SAME_AS_INCOMING,
+        server_default=OutgoingAuth.SAME_AS_INCOMING.value,
     )
     username: Mapped[str | None] = mapped_column(String(320))
     password_ciphertext: Mapped[str | None] = mapped_column(Text)
