@@ -7,12 +7,14 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import inspect
 
 from crmsync.crm.blobs import BlobStore
 from crmsync.crm.models import Base, Blob
@@ -26,9 +28,57 @@ def test_migrations_match_the_models(store: Store) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_migrating_twice_changes_nothing(store: Store) -> None:
-    store.migrate()
-    store.migrate()
+def schema_of(store: Store) -> dict[str, dict[str, Any]]:
+    """What the database says it holds, table by table: columns (type as the dialect
+    names it, nullability, default), primary key, indexes, unique constraints, foreign
+    keys and check constraints — plus the revision Alembic recorded."""
+    inspector = inspect(store.engine)  # a fresh inspector: they cache what they read
+    dialect = store.engine.dialect
+    schema: dict[str, dict[str, Any]] = {}
+    for table in sorted(inspector.get_table_names()):
+        schema[table] = {
+            "columns": [
+                (c["name"], c["type"].compile(dialect=dialect), c["nullable"], c.get("default"))
+                for c in inspector.get_columns(table)
+            ],
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+            "foreign_keys": sorted(
+                (
+                    f["name"],
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    tuple(f["referred_columns"]),
+                    tuple(sorted(f.get("options", {}).items())),
+                )
+                for f in inspector.get_foreign_keys(table)
+            ),
+            "checks": sorted(
+                (c["name"], c["sqltext"]) for c in inspector.get_check_constraints(table)
+            ),
+        }
+    with store.engine.connect() as connection:
+        schema["alembic_version"]["revision"] = MigrationContext.configure(
+            connection
+        ).get_current_revision()
+    return schema
+
+
+def test_migrating_twice_changes_nothing(empty_store: Store) -> None:
+    empty_store.migrate()
+    once = schema_of(empty_store)
+    empty_store.migrate()
+    twice = schema_of(empty_store)
+    assert {"organisations", "emails", "mailboxes"} <= once.keys()
+    assert once["alembic_version"]["revision"] is not None
+    assert twice == once
 
 
 def test_blobs_are_content_addressed_and_stored_once(store: Store, tmp_path: Path) -> None:
