@@ -34,6 +34,7 @@ from crmsync.crm.types import (
     ConnectionSecurity,
     CredentialScope,
     IncomingMethod,
+    OutgoingAuth,
     ServerType,
     SyncMethod,
 )
@@ -56,6 +57,10 @@ SECURITY: Choices = (
 AUTH_METHODS: Choices = (
     (AuthMethod.PASSWORD.value, "Password"),
     (AuthMethod.OAUTH2.value, "OAuth 2.0"),
+)
+OUTGOING_AUTH: Choices = (
+    (OutgoingAuth.SAME_AS_INCOMING.value, "Log in, with the incoming server's credentials"),
+    (OutgoingAuth.NONE.value, "No authentication (a relay that trusts this server)"),
 )
 CREDENTIAL_SCOPES: Choices = (
     (CredentialScope.MAILBOX.value, "Each mailbox has its own"),
@@ -125,6 +130,15 @@ PROFILE_SECTIONS: tuple[Section, ...] = (
             FormField("outgoing_host", "Host", help="SMTP server, e.g. smtp.acme.test"),
             FormField("outgoing_port", "Port", "number", "Empty: the usual port for the security."),
             FormField("outgoing_security", "Security", "select", choices=SECURITY),
+            FormField(
+                "outgoing_auth",
+                "Authentication",
+                "select",
+                "Choose no authentication only for a relay on your own network that accepts "
+                "mail from this server's address: it sends whatever crmsync gives it, as "
+                "anyone, and nobody's password is checked.",
+                choices=OUTGOING_AUTH,
+            ),
             FormField(
                 "save_sent_copy",
                 "Save a copy in Sent",

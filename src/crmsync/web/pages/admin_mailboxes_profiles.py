@@ -43,6 +43,7 @@ NEW_PROFILE: dict[str, Any] = {
     "server_type": "imap_smtp",
     "incoming_security": "implicit_tls",
     "outgoing_security": "starttls",
+    "outgoing_auth": "same_as_incoming",
     "verify_certificates": True,
     "alert_on_majority_failure": True,
     "save_sent_copy": True,
