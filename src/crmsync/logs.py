@@ -43,8 +43,13 @@ HUMAN_DATES = "%Y-%m-%d %H:%M:%S"
 MASK = "***"
 TRACE = 5  # uvicorn's level below DEBUG, accepted by log_level
 
-# What every LogRecord has; the rest of its __dict__ came from ``extra=``.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# What every LogRecord has; the rest of its __dict__ came from ``extra=``. uvicorn adds
+# ``color_message`` (its message with terminal colour codes) to some lines: not a field.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 _SECRET_NAME = re.compile(
     r"password|passwd|pwd|secret|token|api[_-]?key|authori[sz]ation|credential|cookie",
     re.IGNORECASE,
@@ -103,6 +108,16 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
+class UvicornName(logging.Filter):
+    """uvicorn logs its server's life ("Started server process") as ``uvicorn.error``;
+    shown as ``uvicorn``, so that no operator reads an error into an INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.error":
+            record.name = "uvicorn"
+        return True
+
+
 class HumanFormatter(logging.Formatter):
     """``2026-12-06 17:40:12 INFO crmsync.sync.incoming <message>``, local time."""
 
@@ -158,6 +173,7 @@ def handler_for(log_format: LogFormat | str) -> logging.Handler:
     json_lines = LogFormat(log_format) is LogFormat.JSON
     handler.setFormatter(JsonFormatter() if json_lines else HumanFormatter())
     handler.addFilter(Redact())
+    handler.addFilter(UvicornName())
     return handler
 
 
@@ -219,6 +235,7 @@ __all__ = [
     "JsonFormatter",
     "Redact",
     "StderrHandler",
+    "UvicornName",
     "configure_logging",
     "handler_for",
     "level_of",

@@ -140,7 +140,9 @@ def test_under_serve_uvicorns_access_log_and_crmsyncs_lines_share_the_format() -
         logging.config.dictConfig(uvicorn_log_config(Settings(log_format="json")))
         logging.getLogger("crmsync.sync.incoming").info("a pass", extra={"tracked": 2})
         logging.getLogger("crmsync.sync.incoming").debug("below the level")
-        logging.getLogger("uvicorn.error").info("Uvicorn running")
+        logging.getLogger("uvicorn.error").info(
+            "Uvicorn running", extra={"color_message": "\x1b[1mUvicorn\x1b[0m running"}
+        )
         logging.getLogger("uvicorn.access").info(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/x?token=t0k3n", "1.1", 200
         )
@@ -152,7 +154,8 @@ def test_under_serve_uvicorns_access_log_and_crmsyncs_lines_share_the_format() -
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert [(line["logger"], line["message"]) for line in lines] == [
         ("crmsync.sync.incoming", "a pass"),
-        ("uvicorn.error", "Uvicorn running"),
+        ("uvicorn", "Uvicorn running"),
         ("uvicorn.access", '127.0.0.1:5000 - "GET /x?token=*** HTTP/1.1" 200'),
     ]
     assert lines[0]["tracked"] == 2
+    assert "color_message" not in lines[1]  # uvicorn's copy with terminal colours
