@@ -160,9 +160,8 @@ class EmbeddedRuntime:
     def _send_one(self, mailbox_id: uuid.UUID) -> None:
         try:
             options = OutgoingOptions(metrics=self.metrics)
-            report = sync_outgoing(self.store, self.box, mailbox_id, options)
-            if report.error is not None:
-                log.info("mailbox %s: outgoing: %s", mailbox_id, report.error)
+            # The engine logs the pass itself, with codes only (never a recipient).
+            sync_outgoing(self.store, self.box, mailbox_id, options)
         except Exception:
             log.exception("mailbox %s: outgoing failed", mailbox_id)
         finally:
@@ -177,9 +176,13 @@ class EmbeddedRuntime:
         try:
             options = replace(self.options, pushed_at=pushed_at) if pushed_at else self.options
             report = sync_incoming(self.store, self.box, mailbox_id, options)
-            if report.error is not None:
-                log.info("mailbox %s: %s", mailbox_id, report.error)
-            elif report.ran and self.push and mailbox_id not in self.watchers:
+            # A failed pass is logged by the engine, with its code only.
+            if (
+                report.error is None
+                and report.ran
+                and self.push
+                and mailbox_id not in self.watchers
+            ):
                 with self.lock:
                     self.watch_soon.add(mailbox_id)
                 if self._loop is not None:

@@ -75,7 +75,10 @@ class IdleWatcher(threading.Thread):
                         if outcome.changed:
                             self.wake(self.mailbox_id, datetime.now(UTC))
             except SyncError as exc:
-                log.info("idle %s: %s; reconnecting in %.0fs", self.mailbox_id, exc, backoff)
+                # The code only: a server's text may quote what it was sent.
+                log.info(
+                    "idle %s: %s; reconnecting in %.0fs", self.mailbox_id, exc.code.value, backoff
+                )
             except Exception:  # a watcher must never die of a bug; it only hints
                 log.exception("idle %s failed; reconnecting in %.0fs", self.mailbox_id, backoff)
             self.stopping.wait(backoff)
