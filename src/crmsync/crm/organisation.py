@@ -39,7 +39,7 @@ from crmsync.crm.access import Principal
 from crmsync.crm.addresses import normalise_address
 from crmsync.crm.errors import CrmError, Forbidden, NotFound
 from crmsync.crm.models.org import Organisation
-from crmsync.crm.settings import OrganisationSettings
+from crmsync.crm.settings import OrganisationSettings, first_error, read_stored
 from crmsync.crm.types import Depth, Privilege, RecordType
 from crmsync.tracking.token import TokenFormat, format_token
 
@@ -188,16 +188,7 @@ def _normalised(changes: Mapping[str, Any]) -> dict[str, Any]:
 def read_settings(stored: Mapping[str, Any] | None) -> OrganisationSettings:
     """The settings stored; a value no version could have written (edited into the
     database by hand) is read as its default, so the page can show and mend it."""
-    data = dict(stored or {})
-    while True:
-        try:
-            return OrganisationSettings.model_validate(data)
-        except ValidationError as exc:
-            bad = {error["loc"][0] for error in exc.errors() if error.get("loc")}
-            if not bad & data.keys():
-                raise
-            for name in bad:
-                data.pop(str(name), None)
+    return read_stored(OrganisationSettings, stored)
 
 
 def merged(stored: Mapping[str, Any] | None, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,9 +201,8 @@ def merged(stored: Mapping[str, Any] | None, changes: Mapping[str, Any]) -> dict
     try:
         settings = OrganisationSettings.model_validate(candidate)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first.get("loc", ())) or "settings"
-        raise InvalidSetting(f"{field}: {first.get('msg', 'invalid')}", field=field) from exc
+        field, message = first_error(exc, "settings")
+        raise InvalidSetting(message, field=field) from exc
     return settings.model_dump(mode="json")
 
 

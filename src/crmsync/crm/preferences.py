@@ -29,7 +29,7 @@ from crmsync.crm.access import Principal
 from crmsync.crm.errors import CrmError, Forbidden, NotFound
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.org import Queue, User
-from crmsync.crm.settings import TrackingPreferences
+from crmsync.crm.settings import TrackingPreferences, first_error, read_stored
 from crmsync.crm.types import Privilege
 
 
@@ -41,18 +41,7 @@ class InvalidPreference(CrmError):
 
 
 def _read(stored: Mapping[str, Any] | None) -> TrackingPreferences:
-    """The preferences stored, a value no version could have written (edited into the
-    database by hand) read as its default, so the page can show and mend it."""
-    data = dict(stored or {})
-    while True:
-        try:
-            return TrackingPreferences.model_validate(data)
-        except ValidationError as exc:
-            bad = {error["loc"][0] for error in exc.errors() if error.get("loc")}
-            if not bad & data.keys():
-                raise
-            for name in bad:
-                data.pop(str(name), None)
+    return read_stored(TrackingPreferences, stored)
 
 
 def mailbox_preferences(session: Session, mailbox: Mailbox) -> TrackingPreferences:
@@ -74,9 +63,8 @@ def _write(owner: User | Queue, changes: Mapping[str, Any]) -> TrackingPreferenc
     try:
         preferences = TrackingPreferences.model_validate(merged)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first.get("loc", ())) or "preferences"
-        raise InvalidPreference(f"{field}: {first.get('msg', 'invalid')}", field=field) from exc
+        field, message = first_error(exc, "preferences")
+        raise InvalidPreference(message, field=field) from exc
     # A new dict: the JSON column notices a replaced value, not one changed in place.
     owner.settings = preferences.model_dump(mode="json")
     return preferences

@@ -1,14 +1,18 @@
-"""An organisation's settings, stored as JSON on the organisation row.
+"""Settings stored as JSON: an organisation's (on its row) and a mailbox owner's
+tracking preferences (on the user or queue row).
 
 New settings get a default here and need no migration; unknown keys are kept so a
-downgrade never loses what a newer version wrote.
+downgrade never loses what a newer version wrote. ``read_stored`` and ``first_error`` are
+how crmsync.crm.organisation and crmsync.crm.preferences read and check them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # The largest size limit an organisation may set: 10 GiB, far beyond any mail server's.
 MAX_BYTES = 10 * 1024**3
@@ -172,3 +176,30 @@ class TrackingPreferences(BaseModel):
         description="When a recipient's address belongs to several records, leave it "
         "unresolved rather than linking every one.",
     )
+
+
+Stored = TypeVar("Stored", bound=BaseModel)
+
+
+def read_stored(model: type[Stored], stored: Mapping[str, Any] | None) -> Stored:
+    """``stored`` read as ``model``; a value no version could have written (edited into
+    the database by hand) is read as its default, so a page can show and mend it."""
+    data = dict(stored or {})
+    while True:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            bad = {error["loc"][0] for error in exc.errors() if error.get("loc")}
+            if not bad & data.keys():
+                raise
+            for name in bad:
+                data.pop(str(name), None)
+
+
+def first_error(exc: ValidationError, whole: str) -> tuple[str, str]:
+    """The field of ``exc``'s first error and a sentence naming it:
+    ``('track_scope', "track_scope: Input should be 'all', …")``; ``whole`` names the
+    field when the error is about the whole object."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ())) or whole
+    return field, f"{field}: {first.get('msg', 'invalid')}"
