@@ -23,6 +23,7 @@ for anything else), and never answer a non-administrator anything but the 404 pa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -163,11 +164,17 @@ def _outcome(request: Request, outcome: triage.Rerun) -> Response:
     return _done(request, f"Processed, not tracked: {outcome.reason}", "warning")
 
 
-def _refused(request: Request, exc: CrmError) -> Response:
-    # NotFound stays a 404 (raised on); any other refusal is said on the queue.
-    if isinstance(exc, NotFound):
-        raise exc
-    return _done(request, exc.detail, "error")
+def _rerun(request: Request, session: Session, act: Callable[[], triage.Rerun]) -> Response:
+    """Run a triage action in a savepoint (a refusal leaves nothing half-done) and say how
+    it went: a NotFound stays a 404 (raised on), any other refusal is said on the queue."""
+    try:
+        with session.begin_nested():
+            outcome = act()
+    except NotFound:
+        raise
+    except CrmError as exc:
+        return _done(request, exc.detail, "error")
+    return _outcome(request, outcome)
 
 
 @router.post("/admin/triage/{kind}/{item_id}/retry")
@@ -179,14 +186,11 @@ def retry(
     session: SessionDep,
     store: StoreDep,
 ) -> Response:
-    try:
-        with session.begin_nested():  # a refusal leaves nothing half-done
-            outcome = triage.retry(
-                session, store, viewer.principal, _kind(kind), _id(item_id, "item")
-            )
-    except CrmError as exc:
-        return _refused(request, exc)
-    return _outcome(request, outcome)
+    return _rerun(
+        request,
+        session,
+        lambda: triage.retry(session, store, viewer.principal, _kind(kind), _id(item_id, "item")),
+    )
 
 
 @router.post("/admin/triage/{kind}/{item_id}/contact")
@@ -198,14 +202,13 @@ def create_contact(
     session: SessionDep,
     store: StoreDep,
 ) -> Response:
-    try:
-        with session.begin_nested():
-            outcome = triage.create_contact_and_rerun(
-                session, store, viewer.principal, _kind(kind), _id(item_id, "item")
-            )
-    except CrmError as exc:
-        return _refused(request, exc)
-    return _outcome(request, outcome)
+    return _rerun(
+        request,
+        session,
+        lambda: triage.create_contact_and_rerun(
+            session, store, viewer.principal, _kind(kind), _id(item_id, "item")
+        ),
+    )
 
 
 def _chosen(value: str) -> tuple[RecordType, uuid.UUID]:
@@ -244,19 +247,13 @@ def regarding(
     store: StoreDep,
     record: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    try:
-        with session.begin_nested():
-            outcome = triage.track_with_regarding(
-                session,
-                store,
-                viewer.principal,
-                _kind(kind),
-                _id(item_id, "item"),
-                _chosen(record),
-            )
-    except CrmError as exc:
-        return _refused(request, exc)
-    return _outcome(request, outcome)
+    return _rerun(
+        request,
+        session,
+        lambda: triage.track_with_regarding(
+            session, store, viewer.principal, _kind(kind), _id(item_id, "item"), _chosen(record)
+        ),
+    )
 
 
 @router.post("/admin/triage/{kind}/{item_id}/ignore")
