@@ -296,6 +296,17 @@ def _may_track(session: Session, principal: Principal, mailbox: Mailbox) -> None
     )
 
 
+def _item_to_track(
+    session: Session, principal: Principal, kind: ItemKind, item_id: uuid.UUID
+) -> tuple[ItemFailure | None, MailboxMessage]:
+    """``_item``, once the principal may track email from its mailbox (``_may_track``)."""
+    failure, sighting = _item(session, principal, kind, item_id)
+    mailbox = session.get(Mailbox, sighting.mailbox_id)
+    assert mailbox is not None
+    _may_track(session, principal, mailbox)
+    return failure, sighting
+
+
 def engine_context(session: Session, mailbox: Mailbox) -> MailboxContext:
     """The engine's view of the mailbox under today's settings, without its credentials
     (a re-run talks to no server) and without the profile's cut-off (a person asked)."""
@@ -313,6 +324,23 @@ def engine_context(session: Session, mailbox: Mailbox) -> MailboxContext:
     )
 
 
+def _place(sighting: MailboxMessage) -> tuple[uuid.UUID, str, int, int]:
+    """Where the sighting stands in its mailbox: (mailbox id, folder, UIDVALIDITY, UID)."""
+    return (sighting.mailbox_id, sighting.folder, sighting.uidvalidity, sighting.uid)
+
+
+def _sighting_at(session: Session, place: tuple[uuid.UUID, str, int, int]) -> MailboxMessage:
+    """The ledger row at ``place`` (``_place``): after a re-run, the one the engine wrote."""
+    return session.scalars(
+        select(MailboxMessage).where(
+            MailboxMessage.mailbox_id == place[0],
+            MailboxMessage.folder == place[1],
+            MailboxMessage.uidvalidity == place[2],
+            MailboxMessage.uid == place[3],
+        )
+    ).one()
+
+
 def _rerun(session: Session, store: Store, sighting: MailboxMessage) -> Rerun:
     """The sighting's bytes through the engine's storing step; its ledger row is replaced
     by the one the engine writes (same folder and UID), as if seen for the first time."""
@@ -324,7 +352,7 @@ def _rerun(session: Session, store: Store, sighting: MailboxMessage) -> Rerun:
     item = Fetched(
         sighting.folder, sighting.uidvalidity, sighting.uid, sighting.uidl, raw, len(raw)
     )
-    place = (sighting.mailbox_id, sighting.folder, sighting.uidvalidity, sighting.uid)
+    place = _place(sighting)
     session.delete(sighting)
     session.flush()
     outcomes = prepare_fetched(
@@ -334,14 +362,7 @@ def _rerun(session: Session, store: Store, sighting: MailboxMessage) -> Rerun:
         result = store_batch(session, store, ctx, [item], outcomes)
     finally:
         discard_leftovers(store.blobs.root, outcomes)
-    again = session.scalars(
-        select(MailboxMessage).where(
-            MailboxMessage.mailbox_id == place[0],
-            MailboxMessage.folder == place[1],
-            MailboxMessage.uidvalidity == place[2],
-            MailboxMessage.uid == place[3],
-        )
-    ).one()
+    again = _sighting_at(session, place)
     if again.tracked and again.email_id is not None:
         return Rerun(again.email_id, again.reason)
     return Rerun(None, again.reason, failed=bool(result.failed))
@@ -373,10 +394,7 @@ def retry(
     now: datetime | None = None,
 ) -> Rerun:
     """Re-run the item through the engine; a failure is resolved unless it fails again."""
-    failure, sighting = _item(session, principal, kind, item_id)
-    mailbox = session.get(Mailbox, sighting.mailbox_id)
-    assert mailbox is not None
-    _may_track(session, principal, mailbox)
+    failure, sighting = _item_to_track(session, principal, kind, item_id)
     outcome = _rerun(session, store, sighting)
     _close(failure, principal, outcome, now or utcnow())
     return outcome
@@ -392,29 +410,19 @@ def create_contact_and_rerun(
 ) -> Rerun:
     """Make the sender a contact, then re-run the item so it is tracked against them."""
     now = now or utcnow()
-    failure, sighting = _item(session, principal, kind, item_id)
-    mailbox = session.get(Mailbox, sighting.mailbox_id)
-    assert mailbox is not None
+    failure, sighting = _item_to_track(session, principal, kind, item_id)
     assert sighting.raw_sha256 is not None
-    _may_track(session, principal, mailbox)
     header = read_header(store.blobs.get(sighting.raw_sha256))
     if header is None or not header.sender_address:
         raise RuleViolation("NO_SENDER", "The message names no sender to make a contact of.")
     made = resolve_address(
         session, principal, header.sender_address, header.sender_name, RecordType.CONTACT
     )
-    ledger = (sighting.mailbox_id, sighting.folder, sighting.uidvalidity, sighting.uid)
+    place = _place(sighting)
     outcome = _rerun(session, store, sighting)
     if outcome.email_id is None and not outcome.failed:
         # The mailbox tracks only replies to CRM email: the person asked, so track it.
-        row = session.scalars(
-            select(MailboxMessage.id).where(
-                MailboxMessage.mailbox_id == ledger[0],
-                MailboxMessage.folder == ledger[1],
-                MailboxMessage.uidvalidity == ledger[2],
-                MailboxMessage.uid == ledger[3],
-            )
-        ).one()
+        row = _sighting_at(session, place).id
         by_hand = track_message(session, store.blobs, principal, ledger_id=row, now=now)
         outcome = Rerun(by_hand.email.id, by_hand.reason)
     outcome = Rerun(outcome.email_id, outcome.reason, outcome.failed, made.record.id)
