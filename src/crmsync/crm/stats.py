@@ -250,23 +250,13 @@ def dashboard(
 
     sums: dict[int, tuple[int, int, int, int]] = {}
     passes = errors = 0
-    rows = session.execute(
-        _scoped(
-            scope,
-            bucket,
-            func.sum(SyncPass.fetched),
-            func.sum(SyncPass.tracked),
-            func.sum(SyncPass.failed),
-            func.sum(SyncPass.sent),
-            func.count(SyncPass.id),
-            func.count(SyncPass.error_code),
-        ).group_by(bucket)
-    )
-    for row in rows:
-        fetched, tracked, failed, sent = (int(value or 0) for value in row[1:5])
-        sums[int(row[0])] = (fetched, tracked, failed, sent)
-        passes += int(row[5])
-        errors += int(row[6])
+    for b, *totals in session.execute(_scoped(scope, bucket, *_totals()).group_by(bucket)):
+        bucket_passes, fetched, tracked, failed, sent, bucket_errors = (
+            int(value or 0) for value in totals
+        )
+        sums[int(b)] = (fetched, tracked, failed, sent)
+        passes += bucket_passes
+        errors += bucket_errors
 
     def series(index: int) -> list[int]:
         return [sums.get(b, (0, 0, 0, 0))[index] for b in buckets]
@@ -303,6 +293,19 @@ def _scoped(scope: list[ColumnElement[bool]], *columns: Any) -> Select[Any]:
     return select(*columns).join(Mailbox, Mailbox.id == SyncPass.mailbox_id).where(*scope)
 
 
+def _totals() -> tuple[Any, ...]:
+    """The passes' totals, in ``ProfileTotals``' order: passes, fetched, tracked, failed,
+    sent, errors (a pass with an error code)."""
+    return (
+        func.count(SyncPass.id),
+        func.sum(SyncPass.fetched),
+        func.sum(SyncPass.tracked),
+        func.sum(SyncPass.failed),
+        func.sum(SyncPass.sent),
+        func.count(SyncPass.error_code),
+    )
+
+
 def _lag_series(
     session: Session, scope: list[ColumnElement[bool]], bucket: Any, buckets: list[int]
 ) -> list[LagSeries]:
@@ -326,16 +329,7 @@ def _by_profile(
 ) -> list[ProfileTotals]:
     names = {option.id: option.name for option in profiles}
     rows = session.execute(
-        _scoped(
-            scope,
-            SyncPass.profile_id,
-            func.count(SyncPass.id),
-            func.sum(SyncPass.fetched),
-            func.sum(SyncPass.tracked),
-            func.sum(SyncPass.failed),
-            func.sum(SyncPass.sent),
-            func.count(SyncPass.error_code),
-        ).group_by(SyncPass.profile_id)
+        _scoped(scope, SyncPass.profile_id, *_totals()).group_by(SyncPass.profile_id)
     )
     totals = [
         ProfileTotals(
