@@ -16,19 +16,24 @@ Credentials are write-only: a ``secret`` field is never filled in; left empty it
 sent, so what is stored stays (the form says "set — leave empty to keep"); its "remove"
 box sends ``None``.
 
+``saved`` runs the service call in a savepoint and puts its refusal next to the field it
+names, so a page shows the form again with it.
+
 Must never put a secret into ``shown`` or anything else a page renders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from crmsync.api.schemas.mail import MailboxUpdate, ProfileSettings
+from crmsync.crm.errors import CrmError, NotFound
 from crmsync.crm.types import (
     AuthMethod,
     ConnectionSecurity,
@@ -273,6 +278,23 @@ class Parsed:
     values: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     shown: dict[str, Any] = field(default_factory=dict)
+
+
+Saved = TypeVar("Saved")
+
+
+def saved(session: Session, parsed: Parsed, change: Callable[[], Saved]) -> Saved | None:
+    """``change()``'s result, run in a savepoint: a refused change leaves nothing
+    half-applied in the session. A refusal (a CrmError but NotFound, which is raised on)
+    goes into ``parsed.errors`` under the field it names, or ``__all__``; then None."""
+    try:
+        with session.begin_nested():
+            return change()
+    except NotFound:
+        raise
+    except CrmError as exc:
+        parsed.errors[str(exc.fields.get("field") or "__all__")] = exc.detail
+        return None
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:

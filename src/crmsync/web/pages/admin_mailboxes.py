@@ -37,14 +37,14 @@ from crmsync.api.deps import SecretBoxDep, SessionDep, StoreDep
 from crmsync.api.schemas.mail import MailboxUpdate
 from crmsync.crm import access, mailboxes
 from crmsync.crm.db import utcnow
-from crmsync.crm.errors import CrmError, NotFound
+from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxTest
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 from crmsync.crm.types import Approval, Privilege
 from crmsync.sync.check_enable import is_stale, planned_steps, run_check, start_check
 from crmsync.web import flash
-from crmsync.web.admin_forms import MAILBOX_SECTIONS, Parsed, parse, shown_from
+from crmsync.web.admin_forms import MAILBOX_SECTIONS, Parsed, parse, saved, shown_from
 from crmsync.web.admin_mailbox_health import Show, build_rows, mailbox_rows, run_steps
 from crmsync.web.deps import AdminViewer, BriefAdminViewer, Viewer
 from crmsync.web.templating import render
@@ -182,15 +182,14 @@ async def save_mailbox(
     form = await request.form()
     parsed = parse(MAILBOX_SECTIONS, form, schema=MailboxUpdate, creating=False)
     if not parsed.errors:
-        try:
-            # A savepoint: a refused change leaves nothing half-applied in the session.
-            with session.begin_nested():
-                mailboxes.update_mailbox(session, viewer.principal, mailbox, parsed.values, box)
-        except CrmError as exc:
-            if isinstance(exc, NotFound):
-                raise
-            field = str(exc.fields.get("field") or "__all__")
-            parsed.errors[field] = exc.detail
+        saved(
+            session,
+            parsed,
+            lambda: mailboxes.update_mailbox(
+                session, viewer.principal, mailbox, parsed.values, box
+            ),
+        )
+        if parsed.errors:  # refused: show what is stored, with the error
             session.refresh(mailbox)
     if parsed.errors:
         context = _mailbox_context(session, viewer, mailbox, parsed)

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 from crmsync.api.deps import SecretBoxDep, SessionDep
 from crmsync.api.schemas.mail import ProfileCreate, ProfileUpdate
 from crmsync.crm import access, profiles
-from crmsync.crm.errors import CrmError, NotFound
+from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
 from crmsync.crm.types import Privilege, ServerType
 from crmsync.web import flash
-from crmsync.web.admin_forms import PROFILE_SECTIONS, Parsed, parse, shown_from
+from crmsync.web.admin_forms import PROFILE_SECTIONS, Parsed, parse, saved, shown_from
 from crmsync.web.deps import AdminViewer, Viewer
 from crmsync.web.templating import render
 
@@ -112,10 +112,6 @@ def new_profile(request: Request, viewer: AdminViewer) -> Response:
     return _form(request, None, dict(NEW_PROFILE), {})
 
 
-def _refused(parsed: Parsed, exc: CrmError) -> None:
-    parsed.errors[str(exc.fields.get("field") or "__all__")] = exc.detail
-
-
 def _keep_presets(parsed: Parsed) -> None:
     """On creation, a yes/no left as the model's default lets the server type's preset
     decide (Gmail files sent mail itself, so its preset turns the Sent copy off)."""
@@ -133,14 +129,12 @@ async def create_profile(
     parsed = parse(PROFILE_SECTIONS, form, schema=ProfileCreate, creating=True)
     if not parsed.errors:
         _keep_presets(parsed)
-        try:
-            with session.begin_nested():
-                profile = profiles.create_profile(session, viewer.principal, parsed.values, box)
-        except CrmError as exc:
-            if isinstance(exc, NotFound):
-                raise
-            _refused(parsed, exc)
-    if parsed.errors:
+        profile = saved(
+            session,
+            parsed,
+            lambda: profiles.create_profile(session, viewer.principal, parsed.values, box),
+        )
+    if parsed.errors or profile is None:
         return _form(request, None, parsed.shown, parsed.errors, status=422)
     response = RedirectResponse(profile_path(profile.id), status_code=303)
     flash.add(request, response, f"Profile {profile.name} created.", level="success")
@@ -167,13 +161,12 @@ async def save_profile(
     form = await request.form()
     parsed = parse(PROFILE_SECTIONS, form, schema=ProfileUpdate, creating=False)
     if not parsed.errors:
-        try:
-            with session.begin_nested():
-                profiles.update_profile(session, viewer.principal, profile, parsed.values, box)
-        except CrmError as exc:
-            if isinstance(exc, NotFound):
-                raise
-            _refused(parsed, exc)
+        saved(
+            session,
+            parsed,
+            lambda: profiles.update_profile(session, viewer.principal, profile, parsed.values, box),
+        )
+        if parsed.errors:  # refused: show what is stored, with the error
             session.refresh(profile)
     if parsed.errors:
         shown = {**parsed.shown, "server_type": profile.server_type.value}
