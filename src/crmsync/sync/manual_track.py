@@ -109,20 +109,30 @@ def find_sighting(
     return sighting
 
 
-def _context(session: Session, mailbox: Mailbox) -> MailboxContext:
-    """What the engine would know of the mailbox, without its credentials: a manual track
-    talks to no server, so nothing secret is decrypted."""
+def may_track(session: Session, principal: Principal, mailbox: Mailbox) -> None:
+    """Forbidden unless ``principal`` may track ``mailbox``'s email by hand: create on
+    emails, and assign to the mailbox's owner (the email is theirs)."""
+    access.require_type_privilege(principal, RecordType.EMAIL, Privilege.CREATE)
+    require_assign_to(
+        principal, RecordType.EMAIL, get_user_in_org(session, principal, mailbox.owner_id)
+    )
+
+
+def engine_context(session: Session, mailbox: Mailbox, why_not: str = "") -> MailboxContext:
+    """What the engine would know of the mailbox under today's settings, without its
+    credentials (tracking by hand or a triage re-run talks to no server, so nothing secret
+    is decrypted) and without the profile's cut-off (a person asked)."""
     organisation = session.get(Organisation, mailbox.organisation_id)
     assert organisation is not None
     return snapshot(
         mailbox,
         settings=OrganisationSettings.model_validate(organisation.settings),
         preferences=mailbox_preferences(session, mailbox),
-        process_email_after=None,  # a person asked: the profile's cut-off does not apply
+        process_email_after=None,
         delete_after_processing=False,
         plan=None,
         plan_error=None,
-        why_not="tracked by hand",
+        why_not=why_not,
     )
 
 
@@ -152,11 +162,8 @@ def track_message(
     mailbox = session.get(Mailbox, sighting.mailbox_id)
     assert mailbox is not None
     assert sighting.raw_sha256 is not None
-    access.require_type_privilege(principal, RecordType.EMAIL, Privilege.CREATE)
-    require_assign_to(
-        principal, RecordType.EMAIL, get_user_in_org(session, principal, mailbox.owner_id)
-    )
-    ctx = _context(session, mailbox)
+    may_track(session, principal, mailbox)
+    ctx = engine_context(session, mailbox, why_not="tracked by hand")
     raw = blobs.get(sighting.raw_sha256)
     item = Fetched(
         sighting.folder, sighting.uidvalidity, sighting.uid, sighting.uidl, raw, len(raw)

@@ -43,17 +43,12 @@ from crmsync.crm.db import utcnow
 from crmsync.crm.email_actions import resolve_address, set_regarding
 from crmsync.crm.errors import NotFound, RuleViolation
 from crmsync.crm.models.mail import ItemFailure, Mailbox
-from crmsync.crm.models.org import Organisation
 from crmsync.crm.models.sync_state import MailboxMessage
-from crmsync.crm.preferences import mailbox_preferences
-from crmsync.crm.records import get_user_in_org, require_assign_to
 from crmsync.crm.search import search
-from crmsync.crm.settings import OrganisationSettings
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel, ItemResolution, Privilege, RecordType
-from crmsync.sync.context import MailboxContext, snapshot
+from crmsync.crm.types import Channel, ItemResolution, RecordType
 from crmsync.sync.incoming import store_batch
-from crmsync.sync.manual_track import AlreadyTracked, track_message
+from crmsync.sync.manual_track import AlreadyTracked, engine_context, may_track, track_message
 from crmsync.sync.prepare import Fetched, discard_leftovers, prepare_fetched
 from crmsync.tracking.filters import NOT_FROM_CRM_RECORD, NOT_FROM_EMAIL_ENABLED
 from crmsync.tracking.parse import ParseLimits
@@ -288,40 +283,15 @@ def _item(
 # -- the fixes ----------------------------------------------------------------------------
 
 
-def _may_track(session: Session, principal: Principal, mailbox: Mailbox) -> None:
-    """As for tracking by hand: create on emails, assign to the mailbox's owner."""
-    access.require_type_privilege(principal, RecordType.EMAIL, Privilege.CREATE)
-    require_assign_to(
-        principal, RecordType.EMAIL, get_user_in_org(session, principal, mailbox.owner_id)
-    )
-
-
 def _item_to_track(
     session: Session, principal: Principal, kind: ItemKind, item_id: uuid.UUID
 ) -> tuple[ItemFailure | None, MailboxMessage]:
-    """``_item``, once the principal may track email from its mailbox (``_may_track``)."""
+    """``_item``, once the principal may track its mailbox's email by hand (``may_track``)."""
     failure, sighting = _item(session, principal, kind, item_id)
     mailbox = session.get(Mailbox, sighting.mailbox_id)
     assert mailbox is not None
-    _may_track(session, principal, mailbox)
+    may_track(session, principal, mailbox)
     return failure, sighting
-
-
-def engine_context(session: Session, mailbox: Mailbox) -> MailboxContext:
-    """The engine's view of the mailbox under today's settings, without its credentials
-    (a re-run talks to no server) and without the profile's cut-off (a person asked)."""
-    organisation = session.get(Organisation, mailbox.organisation_id)
-    assert organisation is not None
-    return snapshot(
-        mailbox,
-        settings=OrganisationSettings.model_validate(organisation.settings),
-        preferences=mailbox_preferences(session, mailbox),
-        process_email_after=None,
-        delete_after_processing=False,
-        plan=None,
-        plan_error=None,
-        why_not="",
-    )
 
 
 def _place(sighting: MailboxMessage) -> tuple[uuid.UUID, str, int, int]:
