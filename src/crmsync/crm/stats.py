@@ -360,26 +360,19 @@ class ChannelCount:
 
 def channel_states(session: Session) -> list[ChannelCount]:
     """Every organisation's mailbox channels, counted by state (for the operator)."""
+    keys = (
+        MailboxChannel.channel,
+        MailboxChannel.status,
+        MailboxChannel.enabled,
+        EmailServerProfile.id,
+        EmailServerProfile.name,
+        EmailServerProfile.server_type,
+    )
     rows = session.execute(
-        select(
-            MailboxChannel.channel,
-            MailboxChannel.status,
-            MailboxChannel.enabled,
-            EmailServerProfile.id,
-            EmailServerProfile.name,
-            EmailServerProfile.server_type,
-            func.count(MailboxChannel.id),
-        )
+        select(*keys, func.count(MailboxChannel.id))
         .join(Mailbox, Mailbox.id == MailboxChannel.mailbox_id)
         .outerjoin(EmailServerProfile, EmailServerProfile.id == Mailbox.profile_id)
-        .group_by(
-            MailboxChannel.channel,
-            MailboxChannel.status,
-            MailboxChannel.enabled,
-            EmailServerProfile.id,
-            EmailServerProfile.name,
-            EmailServerProfile.server_type,
-        )
+        .group_by(*keys)
     )
     return [
         ChannelCount(
