@@ -34,6 +34,8 @@ MAX_BACKOFF_SECONDS = 300.0
 
 # wake(mailbox_id, when the server's notice came — None when there was none)
 Wake = Callable[[uuid.UUID, datetime | None], None]
+# Opens a logged-in connection; tests pass one that returns a fake.
+Connect = Callable[[Endpoint, Credentials], ImapConnection]
 
 
 class IdleWatcher(threading.Thread):
@@ -45,6 +47,7 @@ class IdleWatcher(threading.Thread):
         wake: Wake,
         *,
         idle_seconds: float = IDLE_SECONDS,
+        connect: Connect = ImapConnection.open,
     ) -> None:
         super().__init__(name=f"idle-{mailbox_id}", daemon=True)
         self.mailbox_id = mailbox_id
@@ -52,6 +55,7 @@ class IdleWatcher(threading.Thread):
         self.credentials = credentials
         self.wake = wake
         self.idle_seconds = idle_seconds
+        self.connect = connect
         self.stopping = threading.Event()
         self.supported = True
 
@@ -62,7 +66,7 @@ class IdleWatcher(threading.Thread):
         backoff = 1.0
         while not self.stopping.is_set():
             try:
-                with ImapConnection.open(self.endpoint, self.credentials) as conn:
+                with self.connect(self.endpoint, self.credentials) as conn:
                     if "IDLE" not in conn.capabilities():
                         self.supported = False
                         return
