@@ -41,14 +41,12 @@ from crmsync.crm.errors import CrmError, Forbidden, NotFound
 from crmsync.crm.models.org import Organisation
 from crmsync.crm.settings import OrganisationSettings, first_error, read_stored
 from crmsync.crm.types import Depth, Privilege, RecordType
-from crmsync.tracking.token import TokenFormat, format_token
 
 MAX_DOMAIN_LENGTH = 253
 MAX_BLOCKED_SENDERS = 1000
 MAX_BLOCKED_SENDER_LENGTH = 320
 MAX_EXTENSIONS = 200
 MAX_PREFIX_LENGTH = 20
-EXAMPLE_TOKEN_NUMBER = 1234
 
 # White space in Python's sense (str.isspace) and JSON Schema's (ECMA-262 \s), and control
 # characters: spelt out rather than \s, because the API documents these patterns and the
@@ -153,13 +151,6 @@ def check_prefix(value: str) -> str:
             field="tracking_token_prefix",
         )
     return value
-
-
-def example_token(settings: OrganisationSettings) -> str:
-    """The token the settings put in a subject: ``'CRM:0001234'`` (``'CRM:234'`` with
-    three digits: the example number is cut to fit)."""
-    fmt = TokenFormat(settings.tracking_token_prefix, settings.tracking_token_digits)
-    return format_token(EXAMPLE_TOKEN_NUMBER % 10**fmt.digits, fmt)
 
 
 def _normalised(changes: Mapping[str, Any]) -> dict[str, Any]:

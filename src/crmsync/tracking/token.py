@@ -83,6 +83,15 @@ def format_token(number: int, fmt: TokenFormat = TokenFormat()) -> str:
     return f"{fmt.prefix}{number:0{fmt.digits}d}"
 
 
+EXAMPLE_NUMBER = 1234
+
+
+def example_token(fmt: TokenFormat = TokenFormat()) -> str:
+    """The token ``fmt`` puts in a subject, for people to see: ``'CRM:0001234'``
+    (``'CRM:234'`` with three digits: the example number is cut to fit)."""
+    return format_token(EXAMPLE_NUMBER % 10**fmt.digits, fmt)
+
+
 def find_token(subject: str, fmt: TokenFormat = TokenFormat()) -> str | None:
     """The last token in ``subject``, with the format's own prefix case, or None.
 

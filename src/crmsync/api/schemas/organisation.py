@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from crmsync.api.schemas.common import AS_WHOLE_NUMBER, omittable
 from crmsync.crm import organisation as rules
 from crmsync.crm.settings import MAX_BYTES, OrganisationSettings
+from crmsync.tracking.token import TokenFormat, example_token
 
 _FIELDS = OrganisationSettings.model_fields
 
@@ -52,7 +53,12 @@ class OrganisationSettingsPublic(BaseModel):
     @classmethod
     def of(cls, settings: OrganisationSettings) -> OrganisationSettingsPublic:
         fields = {name: getattr(settings, name) for name in cls.model_fields if name in _FIELDS}
-        return cls(**fields, tracking_token_example=rules.example_token(settings))
+        return cls(
+            **fields,
+            tracking_token_example=example_token(
+                TokenFormat(settings.tracking_token_prefix, settings.tracking_token_digits)
+            ),
+        )
 
 
 BlockedSender = Annotated[
