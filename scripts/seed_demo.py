@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from crmsync.config import load_settings
+from crmsync.core.types import Approval, Participation, RecordType, ServerType
 from crmsync.crm import activities, directory, mailboxes, profiles, records
 from crmsync.crm.access import load_principal
 from crmsync.crm.activities import PartySpec
@@ -40,7 +41,6 @@ from crmsync.crm.models import (
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.setup import SALESPERSON, root_business_unit
 from crmsync.crm.store import Store
-from crmsync.crm.types import Approval, Participation, RecordType, ServerType
 from crmsync.sync.check_enable import check_and_enable
 
 

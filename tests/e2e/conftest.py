@@ -52,7 +52,7 @@ from playwright.sync_api import (
 from playwright.sync_api import Request as PlaywrightRequest
 from playwright.sync_api import Response as PlaywrightResponse
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.auth import hash_password
 from crmsync.crm.models.org import User

@@ -20,15 +20,15 @@ from fastapi.routing import iter_route_contexts
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
+from crmsync.core.types import AlertSeverity, Channel, ChannelStatus, ServerType
 from crmsync.crm.alerts import raise_alert, record_item_failure
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Base
 from crmsync.crm.models.mail import EmailServerProfile, MailboxTest
 from crmsync.crm.models.org import Organisation, User
 from crmsync.crm.secrets import SecretBox
-from crmsync.crm.types import AlertSeverity, Channel, ChannelStatus, ServerType
 from tests.e2e.conftest import LiveServer, log_in
 
 SHOTS = Path("/tmp/shots")

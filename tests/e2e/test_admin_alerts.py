@@ -14,8 +14,8 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from crmsync.core.types import AlertState
 from crmsync.crm.models import Alert, Contact
-from crmsync.crm.types import AlertState
 from tests.e2e.conftest import LiveServer, log_in
 from tests.unit.web.test_admin_alerts import seed_alerts, seed_untracked
 

@@ -15,12 +15,12 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from crmsync.core.types import Approval, Channel, Participation, RecordType, ServerType
 from crmsync.crm import activities, directory, mailboxes, outbound, profiles, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Contact, Email, Mailbox, SyncPass
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import TrackingPreferences
-from crmsync.crm.types import Approval, Channel, Participation, RecordType, ServerType
 from crmsync.runtime.push import IdleWatcher
 from crmsync.sync.check_enable import check_and_enable
 from crmsync.sync.context import load_context

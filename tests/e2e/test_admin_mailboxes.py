@@ -10,10 +10,10 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from crmsync.core.errors import CATALOGUE, ErrorCode
 from crmsync.crm import directory
 from crmsync.crm.access import load_principal
 from crmsync.crm.models.org import User
-from crmsync.sync.errors import CATALOGUE, ErrorCode
 from tests.e2e.conftest import LiveServer, log_in
 from tests.servers import DovecotServer, SmtpServer
 

@@ -16,10 +16,10 @@ import pytest
 from lxml import html as lxml_html
 from playwright.sync_api import APIResponse, Page, expect
 
+from crmsync.core.types import Direction, EmailStatus, Participation, RecordType
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Account, Contact, Email
-from crmsync.crm.types import Direction, EmailStatus, Participation, RecordType
 from tests.e2e.conftest import LiveServer, log_in
 
 PUBLIC_PAGES = ["/login", "/docs", "/redoc", "/panel", "/no-such-page"]

@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from crmsync.core.types import TokenKind
 from crmsync.crm.models import Contact, Email
 from crmsync.crm.models.org import ApiToken, User
-from crmsync.crm.types import TokenKind
 from tests.e2e.conftest import LiveServer, Watch
 from tests.unit.api.panel_support import add_seen_message
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from crmsync.core.types import Direction, EmailStatus, Participation, Priority, RecordType
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Account, Appointment, Case, Contact, Email, Opportunity, Task
-from crmsync.crm.types import Direction, EmailStatus, Participation, Priority, RecordType
 from tests.e2e.conftest import LiveServer, Watch, log_in
 
 SHOTS = Path("/tmp/shots")

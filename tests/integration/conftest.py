@@ -17,15 +17,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
+from crmsync.core.types import Approval, ServerType
 from crmsync.crm import directory, mailboxes, profiles
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.models import Mailbox, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import TrackingPreferences
 from crmsync.crm.store import Store
-from crmsync.crm.types import Approval, ServerType
 from crmsync.sync.check_enable import check_and_enable
 from crmsync.sync.incoming import IncomingOptions, IncomingReport, sync_incoming
 from tests.conftest import Org

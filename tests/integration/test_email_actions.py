@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.core.types import CorrelationMethod, Participation, RecordType
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.auth import issue_token
@@ -29,7 +30,6 @@ from crmsync.crm.models import (
 from crmsync.crm.settings import TrackingPreferences, TrackScope
 from crmsync.crm.setup import SALESPERSON
 from crmsync.crm.store import Store
-from crmsync.crm.types import CorrelationMethod, Participation, RecordType
 from tests.conftest import Org
 from tests.integration.conftest import Connected, message
 from tests.unit.api.crm_routes_support import crm_client

@@ -11,8 +11,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
+from crmsync.core.types import CorrelationMethod, Participation, RecordType
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.blobfiles import STAGING, digest
@@ -25,7 +26,6 @@ from crmsync.crm.models import (
     QueueItem,
 )
 from crmsync.crm.settings import TrackingPreferences
-from crmsync.crm.types import CorrelationMethod, Participation, RecordType
 from crmsync.tracking.threadindex import new_thread_index
 from tests.integration.conftest import Connected, message
 from tests.unit.api.conftest import login

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from crmsync.cli import app
+from crmsync.core.types import Channel
 from crmsync.crm import mailboxes
 from crmsync.crm.models import Mailbox
 from crmsync.crm.settings import TrackingPreferences
-from crmsync.crm.types import Channel
 from crmsync.sync.incoming import sync_incoming
 from tests.integration.conftest import Connected, message
 from tests.integration.test_outgoing import Outbox, make_outbox

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
+from crmsync.core.types import Channel
 from crmsync.crm.models import SyncPass
 from crmsync.crm.settings import TrackingPreferences
-from crmsync.crm.types import Channel
 from crmsync.metrics import SyncMetrics
 from crmsync.runtime.embedded import EmbeddedRuntime
 from tests.integration.conftest import Connected, message

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from crmsync.core.types import Approval, ServerType
 from crmsync.crm import directory, mailboxes, profiles
 from crmsync.crm.db import utcnow
 from crmsync.crm.models import Mailbox
-from crmsync.crm.types import Approval, ServerType
 from crmsync.sync.check_enable import check_and_enable
 from tests.integration.conftest import Connected
 from tests.servers import DovecotServer

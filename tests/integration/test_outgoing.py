@@ -21,10 +21,8 @@ from sqlalchemy import func, select
 
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
 from crmsync.connectors.imap import ImapConnection
-from crmsync.crm import activities, outbound, records
-from crmsync.crm.activities import PartySpec
-from crmsync.crm.models import Contact, Email, Mailbox, Opportunity, Organisation
-from crmsync.crm.types import (
+from crmsync.core.errors import RetryPolicy
+from crmsync.core.types import (
     ActivityState,
     CorrelationMethod,
     Direction,
@@ -32,7 +30,9 @@ from crmsync.crm.types import (
     Participation,
     RecordType,
 )
-from crmsync.sync.errors import RetryPolicy
+from crmsync.crm import activities, outbound, records
+from crmsync.crm.activities import PartySpec
+from crmsync.crm.models import Contact, Email, Mailbox, Opportunity, Organisation
 from crmsync.sync.outgoing import OutgoingOptions, OutgoingReport, sync_outgoing
 from crmsync.tracking.parse import ParsedMessage, parse_message
 from crmsync.tracking.threadindex import conversation_guid

@@ -20,12 +20,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.cli import app as cli
 from crmsync.config import Settings
+from crmsync.core.types import EmailStatus
 from crmsync.crm import directory, records
 from crmsync.crm.models import Alert, Contact, EmailServerProfile, Mailbox
-from crmsync.crm.types import EmailStatus
 from crmsync.runtime.embedded import EmbeddedRuntime
 from crmsync.sync.outgoing import OutgoingOptions, sync_outgoing
 from tests.integration.conftest import Connected

@@ -18,9 +18,9 @@ from email.utils import format_datetime
 import pytest
 from sqlalchemy import func, select
 
+from crmsync.core.types import Channel, EmailStatus, Participation
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Alert, Email, MailboxMessage
-from crmsync.crm.types import Channel, EmailStatus, Participation
 from crmsync.sync.bounces import handle_bounce
 from crmsync.sync.context import load_context
 from crmsync.tracking.parse import parse_message

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from crmsync.core.types import EmailStatus
 from crmsync.crm.db import utcnow
 from crmsync.crm.models import Alert, Email, EmailServerProfile
-from crmsync.crm.types import EmailStatus
 from tests.integration.conftest import Connected
 from tests.integration.test_outgoing import Outbox, make_outbox
 

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from crmsync.core.types import Channel, EmailStatus, Participation, ServerType
 from crmsync.crm import profiles
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.errors import RuleViolation
 from crmsync.crm.models import FolderCursor, Mailbox, MailboxTest
 from crmsync.crm.settings import TrackingPreferences
-from crmsync.crm.types import Channel, EmailStatus, Participation, ServerType
 from crmsync.sync.check_enable import check_and_enable
 from crmsync.sync.incoming_imap import MAX_UIDVALIDITY_RESYNCS
 from tests.integration.conftest import Connected, message

@@ -9,10 +9,10 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from crmsync.cli import app
+from crmsync.core.types import Channel, ChannelStatus
 from crmsync.crm.auth import authenticate_token
 from crmsync.crm.models import Mailbox, User
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel, ChannelStatus
 
 
 @pytest.fixture

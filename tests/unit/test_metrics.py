@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
+from crmsync.core.types import ServerType
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import EmailServerProfile, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
-from crmsync.crm.types import ServerType
 from crmsync.metrics import SyncMetrics, profile_label
 from tests.conftest import Org, _empty, make_org, sqlite_store
 

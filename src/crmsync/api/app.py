@@ -1,10 +1,9 @@
-"""The FastAPI application factory.
+"""The API on a FastAPI application: its routes, error handlers, CSRF, limits, OpenAPI.
 
-``create_app(settings, store)`` wires routes, error handlers and state, so tests build
-apps on throwaway databases freely; ``crmsync serve`` adds the embedded sync engine
-(``run_sync=True``), which starts and stops with the app. The web app (pages, /docs
-and /redoc served offline from the package, /static) is added last by
-``web.app.install_web``; the OpenAPI document is at /api/v1/openapi.json.
+``api_app(lifespan)`` makes the application with the API's own options and
+``install_api(app, settings)`` wires everything under /api/v1; ``crmsync.app.create_app``
+calls both, then adds the web app, so api/ never imports web/ or the runtime. The OpenAPI
+document is at /api/v1/openapi.json.
 
 Every request passes, in this order: the body size limit (limits.py, before any byte of
 the body is read); the refusal of unsafe requests from foreign pages (csrf.py, the first
@@ -17,9 +16,8 @@ mount a sub-application that takes unsafe requests, it would get only the body l
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import Depends, FastAPI
 
@@ -40,42 +38,13 @@ from crmsync.api.routes import (
     tracking,
 )
 from crmsync.config import Settings
-from crmsync.crm.secrets import SecretBox
-from crmsync.crm.store import Store
-from crmsync.metrics import SyncMetrics
-from crmsync.runtime.embedded import EmbeddedRuntime
-from crmsync.web.app import install_web
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(
-    settings: Settings,
-    store: Store,
-    secret_box: SecretBox | None = None,
-    *,
-    run_sync: bool = False,
-) -> FastAPI:
-    """The API; with ``run_sync`` the embedded sync engine runs for the app's lifetime."""
-    box = secret_box or SecretBox.from_settings(settings)
-    # The app's own Prometheus registry, counted into by its embedded engine (/metrics).
-    metrics = SyncMetrics.for_store(store)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not run_sync:
-            yield
-            return
-        stop = asyncio.Event()
-        runtime = EmbeddedRuntime(store, box, metrics=metrics)
-        engine = asyncio.create_task(runtime.run(stop))
-        try:
-            yield
-        finally:
-            stop.set()
-            await engine
-
-    app = FastAPI(
+def api_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
+    """An application with the API's options: the CSRF check first on every route."""
+    return FastAPI(
         lifespan=lifespan,
         title="crmsync",
         version=__version__,
@@ -86,10 +55,10 @@ def create_app(
         redoc_url=None,
         dependencies=[Depends(csrf.check_request)],
     )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.secret_box = box
-    app.state.metrics = metrics
+
+
+def install_api(app: FastAPI, settings: Settings) -> None:
+    """The API's routes, error handlers, CSRF protection, OpenAPI and body limits."""
     problems.install(app)
     csrf.install(app, settings)
     for router in (
@@ -117,6 +86,3 @@ def create_app(
     limits.install(
         app, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
-    # Last: it wraps the error handlers above, and its headers middleware is outermost.
-    install_web(app, settings)
-    return app

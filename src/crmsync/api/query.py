@@ -5,7 +5,7 @@ parameter would answer something other than what was asked, with a 200 that says
 Applies to routes that take query parameters (they document their 422 already); a route
 that takes none ignores a query string, as web servers do.
 
-Included with every API router by api/app.py, never with pages: Outlook appends
+Included with every API router by api/app.py (install_api), never with pages: Outlook appends
 parameters of its own to the side panel's URL.
 """
 

@@ -14,13 +14,13 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from crmsync.api.schemas.activities import PartyIn
+from crmsync.core.types import RecordType
 from crmsync.crm import activities, records
 from crmsync.crm.access import Principal
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models.activities import Activity
 from crmsync.crm.models.records import CustomerRecord
 from crmsync.crm.pagination import Page
-from crmsync.crm.types import RecordType
 
 
 class Resource(Protocol):

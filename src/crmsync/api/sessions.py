@@ -29,12 +29,12 @@ from crmsync.api.credentials import SESSION_COOKIE
 from crmsync.api.csrf import CSRF_COOKIE, csrf_token_for_session
 from crmsync.api.schemas.org import TokenIssued, TokenPublic
 from crmsync.config import Settings
+from crmsync.core.types import TokenKind
 from crmsync.crm import throttle
 from crmsync.crm.auth import authenticate_password, digest_token, issue_token
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.org import ApiToken
 from crmsync.crm.store import Store
-from crmsync.crm.types import TokenKind
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def serve(
     """Run the API (OpenAPI at /docs) and the sync engine in this process."""
     import uvicorn
 
-    from crmsync.api.app import create_app
+    from crmsync.app import create_app
 
     config = settings()
     store = open_store(config)

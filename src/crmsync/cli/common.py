@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 import crmsync
 from crmsync.config import Settings, load_settings
+from crmsync.core.types import Privilege
 from crmsync.crm import access
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.auth import find_login_organisation
@@ -39,7 +40,6 @@ from crmsync.crm.models.org import Organisation, SecurityRole, User
 from crmsync.crm.secrets import SecretBox, SecretKeyError
 from crmsync.crm.setup import root_business_unit
 from crmsync.crm.store import Store
-from crmsync.crm.types import Privilege
 
 app = typer.Typer(
     no_args_is_help=True,

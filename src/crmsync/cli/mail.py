@@ -31,6 +31,17 @@ from crmsync.cli.common import (
     secret_box,
     settings,
 )
+from crmsync.core.types import (
+    AlertState,
+    Approval,
+    Channel,
+    ConnectionSecurity,
+    CredentialScope,
+    IncomingMethod,
+    Privilege,
+    ServerType,
+    SyncMethod,
+)
 from crmsync.crm import alerts, mailboxes, profiles
 from crmsync.crm.errors import CrmError
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxTest
@@ -42,17 +53,6 @@ from crmsync.crm.secrets import (
     write_key_file,
 )
 from crmsync.crm.store import Store
-from crmsync.crm.types import (
-    AlertState,
-    Approval,
-    Channel,
-    ConnectionSecurity,
-    CredentialScope,
-    IncomingMethod,
-    Privilege,
-    ServerType,
-    SyncMethod,
-)
 from crmsync.logs import logging_configured
 from crmsync.sync.check_enable import check_and_enable
 from crmsync.sync.incoming import IncomingOptions, sync_incoming

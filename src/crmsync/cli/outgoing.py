@@ -32,11 +32,11 @@ from crmsync.cli.common import (
     secret_box,
     settings,
 )
+from crmsync.core.types import Privilege
 from crmsync.crm import access, profiles
 from crmsync.crm.access import Principal
 from crmsync.crm.errors import CrmError
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
-from crmsync.crm.types import Privilege
 from crmsync.logs import logging_configured
 from crmsync.sync.outgoing import OutgoingOptions, OutgoingReport, pending_by_mailbox, sync_outgoing
 from crmsync.sync.outgoing_decide import Verdict

@@ -9,7 +9,7 @@ timezone-aware datetimes, never bytes-keyed dicts.
 
 What it must never do: import anything (no crm, no protocol library), or grow methods an
 engine does not call. Implementations raise nothing but ``SyncError``
-(``crmsync.sync.errors``), with a catalogue code chosen at their edge.
+(``crmsync.core.errors``), with a catalogue code chosen at their edge.
 
 Vocabulary (IMAP: RFC 3501 §2.3.1.1, RFC 7162; POP3: RFC 1939 §7; SMTP: RFC 5321 §3.3):
 

@@ -25,7 +25,7 @@ import enum
 import ssl
 from dataclasses import dataclass
 
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 MAX_PORT = 65535
 

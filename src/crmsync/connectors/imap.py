@@ -55,7 +55,7 @@ from crmsync.connectors.imap_write import ImapWriting
 from crmsync.connectors.quirks import ImapQuirks
 from crmsync.connectors.replies import text_of
 from crmsync.connectors.transport import mapped_errors
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 if TYPE_CHECKING:
     from crmsync.connectors.base import MailFolderSource, MailFolderWriter

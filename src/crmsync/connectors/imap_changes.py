@@ -43,7 +43,7 @@ from crmsync.connectors.imap_parse import (
 )
 from crmsync.connectors.imap_session import ImapSession
 from crmsync.connectors.replies import text_of
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 _UID_SET = re.compile(r"^\d+(?::\d+)?(?:,\d+(?::\d+)?)*$")
 

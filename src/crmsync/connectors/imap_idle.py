@@ -44,7 +44,7 @@ from crmsync.connectors.base import IdleOutcome
 from crmsync.connectors.imap_parse import IdleEvent, idle_event
 from crmsync.connectors.imap_session import ImapSession
 from crmsync.connectors.replies import imap_error_code, text_of
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 MAX_IDLE_SECONDS = 25 * 60  # RFC 2177: re-issue at least every 29 minutes
 MAX_DONE_LINES = 10_000  # untagged lines accepted between DONE and its tagged answer

@@ -40,7 +40,7 @@ from crmsync.connectors.imap_parse import folder_status, highest_uid, status_num
 from crmsync.connectors.quirks import ImapQuirks, quirks_for
 from crmsync.connectors.replies import imap_error_code, text_of
 from crmsync.connectors.transport import Translate, map_error, mapped_errors
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 logger = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ import httpx
 
 from crmsync.connectors.endpoints import Endpoint, Security
 from crmsync.connectors.transport import Translate, map_error, mapped_errors, redact
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 logger = logging.getLogger(__name__)
 

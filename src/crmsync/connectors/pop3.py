@@ -44,7 +44,7 @@ from crmsync.connectors.transport import (
     map_error,
     mapped_errors,
 )
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from crmsync.connectors.imap_session import FROM_SELECT
 from crmsync.connectors.pop3 import Pop3Connection
 from crmsync.connectors.smtp import SmtpConnection
 from crmsync.connectors.transport import map_error, redact
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import ast
 import contextlib
 import re
 
-from crmsync.sync.errors import ErrorCode
+from crmsync.core.errors import ErrorCode
 
 E = ErrorCode
 

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 if TYPE_CHECKING:
     from crmsync.connectors.endpoints import Endpoint

@@ -35,11 +35,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, inspect, or_, select, true
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import ACTIVITY_TYPES, Depth, Privilege, RecordType
 from crmsync.crm.errors import Forbidden, NotFound
 from crmsync.crm.models.activities import Activity
 from crmsync.crm.models.org import BusinessUnit, Queue, SecurityRole, Team, User
 from crmsync.crm.models.sharing import RecordShare
-from crmsync.crm.types import ACTIVITY_TYPES, Depth, Privilege, RecordType
 
 Grants = dict[tuple[RecordType, Privilege], Depth]
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, with_polymorphic
 
+from crmsync.core.types import EmailStatus, Participation, Privilege, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.db import utcnow
@@ -23,7 +24,6 @@ from crmsync.crm.models.activities import Activity, ActivityParty, Appointment, 
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.pagination import Page, paginate
 from crmsync.crm.records import RECORD_MODELS, get_user_in_org, require_assign_to
-from crmsync.crm.types import EmailStatus, Participation, Privilege, RecordType
 
 A = TypeVar("A", bound=Activity)
 

@@ -1,9 +1,4 @@
-"""Normalised email addresses and the index that resolves them to records.
-
-``normalise_address`` is pure: case-folded local part, IDNA (UTS #46) domain, so
-``Ann@Bücher.Example`` and ``ann@xn--bcher-kva.example`` are one key. Local parts are
-case-sensitive by RFC 5321, but no real mail system treats them so, and a CRM that told
-``Ann@`` from ``ann@`` would lose customer email.
+"""The index that resolves normalised email addresses (``core.addresses``) to records.
 
 The index is maintained by a ``before_flush`` hook on every session, so no write path can
 forget it: any new, changed or deleted email-enabled record rewrites its own entries.
@@ -12,45 +7,19 @@ It must never be written to by anything else.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import idna
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import RecordType
 from crmsync.crm.models.activities import Activity
 from crmsync.crm.models.org import Queue, User, UserAddress
 from crmsync.crm.models.records import CustomerRecord
 from crmsync.crm.models.sharing import EmailAddressEntry
-from crmsync.crm.types import RecordType
-
-
-@functools.lru_cache(maxsize=65536)
-def normalise_address(address: str) -> str | None:
-    """``' Ann@Bücher.Example '`` → ``'ann@xn--bcher-kva.example'``; None if not an address.
-
-    Cached: ingest normalises the same few thousand addresses over and over, and IDNA
-    processing is the costly part.
-    """
-    candidate = address.strip().strip("<>").strip()
-    local, at, domain = candidate.rpartition("@")
-    if not at or not local or not domain or any(ch.isspace() for ch in candidate):
-        return None
-    domain = domain.rstrip(".")
-    if domain.isascii():
-        # IDNA maps an ASCII domain to its lower case; skip the costly UTS #46 pass.
-        ascii_domain = domain
-    else:
-        try:
-            ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
-        except idna.IDNAError:
-            # Not a valid IDN: fall back to case-folding, still a stable lookup key.
-            ascii_domain = domain.casefold()
-    return f"{local.casefold()}@{ascii_domain.lower()}"
-
 
 IndexKey = tuple[RecordType, uuid.UUID]
 Entry = tuple[str, str]  # (field, raw address)

@@ -36,12 +36,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, delete, func, or_, select
 from sqlalchemy.orm import Session, object_session
 
-from crmsync.crm.access import Principal
-from crmsync.crm.db import utcnow
-from crmsync.crm.errors import NotFound
-from crmsync.crm.models.mail import Alert, EmailServerProfile, ItemFailure, Mailbox, MailboxChannel
-from crmsync.crm.pagination import Page, paginate
-from crmsync.crm.types import (
+from crmsync.core.alerts import ALERTS, AlertCode, title_of
+from crmsync.core.types import (
     AlertCause,
     AlertSeverity,
     AlertState,
@@ -50,9 +46,13 @@ from crmsync.crm.types import (
     Privilege,
     RecordType,
 )
+from crmsync.crm.access import Principal
+from crmsync.crm.db import utcnow
+from crmsync.crm.errors import NotFound
+from crmsync.crm.models.mail import Alert, EmailServerProfile, ItemFailure, Mailbox, MailboxChannel
+from crmsync.crm.pagination import Page, paginate
 
 DEDUPE_WINDOW = timedelta(hours=1)
-MAJORITY_FAILING = "PROFILE_MAJORITY_FAILING"
 LIVE = (AlertState.OPEN, AlertState.ACKNOWLEDGED)  # a problem someone should look at
 CLOSED = (AlertState.DISMISSED, AlertState.RESOLVED)
 
@@ -125,6 +125,40 @@ def raise_alert(
     session.add(alert)
     session.flush()
     return alert
+
+
+def raise_catalogued(
+    session: Session,
+    code: AlertCode,
+    *,
+    organisation_id: uuid.UUID,
+    detail: str,
+    remediation: str | None = None,
+    mailbox: Mailbox | None = None,
+    profile: EmailServerProfile | None = None,
+    channel: Channel | None = None,
+    cause: AlertCause | None = None,
+    now: datetime | None = None,
+    **title_fields: object,
+) -> Alert:
+    """``raise_alert`` for a code of the alert catalogue (``core.alerts``): its severity,
+    title and remediation come from there; ``remediation`` is given only where the
+    catalogue leaves it to the underlying error."""
+    text = ALERTS[code]
+    return raise_alert(
+        session,
+        organisation_id=organisation_id,
+        severity=text.severity,
+        code=code.value,
+        title=title_of(code, **title_fields),
+        detail=detail,
+        remediation=text.remediation if remediation is None else remediation,
+        mailbox=mailbox,
+        profile=profile,
+        channel=channel,
+        cause=cause,
+        now=now,
+    )
 
 
 def resolve_alerts(session: Session, query: Select[Alert], why: str, now: datetime) -> int:

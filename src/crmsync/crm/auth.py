@@ -28,10 +28,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import TokenKind
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import AuthenticationFailed, NotFound, RuleViolation
 from crmsync.crm.models.org import ApiToken, Organisation, User
-from crmsync.crm.types import TokenKind
 
 TOKEN_PREFIX = "crms_"  # noqa: S105 - a public marker, not a secret
 _hasher = PasswordHasher()

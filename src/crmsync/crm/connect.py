@@ -36,12 +36,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import TokenKind
 from crmsync.crm.auth import digest_token, issue_token
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import AuthenticationFailed, Forbidden
 from crmsync.crm.models.org import ApiToken, LoginThrottle, User
 from crmsync.crm.throttle import ThrottleKey, ThrottlePolicy
-from crmsync.crm.types import TokenKind
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32
 CODE_LENGTH = 8

@@ -10,6 +10,7 @@ a CLI command, a sync unit of work) commits. Never hold a transaction across net
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event, update
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -131,3 +133,19 @@ def table_of(model: Any) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def db_enum(enum_class: type[enum.Enum], length: int = 32) -> SAEnum:
+    """A portable string column for an Enum: stores values, no native DB enum type."""
+
+    def values(members: Any) -> list[str]:
+        return [str(member.value) for member in members]
+
+    return SAEnum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=values,
+        validate_strings=True,
+    )

@@ -27,9 +27,10 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import Depth, Privilege, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
-from crmsync.crm.addresses import normalise_address
 from crmsync.crm.auth import hash_password
 from crmsync.crm.errors import Conflict, Forbidden, InvalidReference, NotFound, RuleViolation
 from crmsync.crm.mailboxes import create_mailbox_for
@@ -46,7 +47,6 @@ from crmsync.crm.models.org import (
     user_roles,
 )
 from crmsync.crm.models.sharing import EmailAddressEntry
-from crmsync.crm.types import Depth, Privilege, RecordType
 
 D = TypeVar("D", User, Team, SecurityRole, BusinessUnit, Queue)
 

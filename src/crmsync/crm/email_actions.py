@@ -31,9 +31,10 @@ from datetime import datetime
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import CorrelationMethod, EmailStatus, Privilege, RecordType
 from crmsync.crm.access import Principal
 from crmsync.crm.activities import delete_activity, get_activity, update_activity
-from crmsync.crm.addresses import normalise_address
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import Conflict, InvalidReference
 from crmsync.crm.inbound import dedupe_key_of
@@ -43,7 +44,6 @@ from crmsync.crm.models.records import Contact, Lead
 from crmsync.crm.models.sync_state import EmailKey, MailboxMessage
 from crmsync.crm.records import create_record
 from crmsync.crm.search import ESCAPE, escape_like
-from crmsync.crm.types import CorrelationMethod, EmailStatus, Privilege, RecordType
 
 _IN_CHUNK = 500
 _BUSY = (EmailStatus.PENDING_SEND, EmailStatus.SENDING)

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import CorrelationMethod, Participation, Privilege, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.models.activities import ActivityParty, Email
@@ -37,7 +38,6 @@ from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.panel_lookup import RecordRef, display_name
 from crmsync.crm.records import RECORD_MODELS
 from crmsync.crm.search import ESCAPE, escape_like
-from crmsync.crm.types import CorrelationMethod, Participation, Privilege, RecordType
 
 MAX_THREAD = 50
 # References can name hundreds of ancestors; the nearest ones are enough to find the rest.

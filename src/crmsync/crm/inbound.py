@@ -29,11 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crmsync.crm.blobs import BlobStore
-from crmsync.crm.db import table_of
-from crmsync.crm.models.activities import Activity, ActivityParty, Attachment, Email
-from crmsync.crm.models.sync_state import EmailKey, QueueItem
-from crmsync.crm.types import (
+from crmsync.core.types import (
     ActivityState,
     CorrelationMethod,
     Direction,
@@ -41,6 +37,10 @@ from crmsync.crm.types import (
     Participation,
     RecordType,
 )
+from crmsync.crm.blobs import BlobStore
+from crmsync.crm.db import table_of
+from crmsync.crm.models.activities import Activity, ActivityParty, Attachment, Email
+from crmsync.crm.models.sync_state import EmailKey, QueueItem
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crmsync.crm import access
-from crmsync.crm.access import Principal
-from crmsync.crm.errors import Forbidden, InvalidReference, NotFound, RuleViolation
-from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxChannel
-from crmsync.crm.models.org import Queue, User
-from crmsync.crm.pagination import Page, paginate
-from crmsync.crm.secrets import SecretBox
-from crmsync.crm.types import (
+from crmsync.core.types import (
     Approval,
     Channel,
     IncomingMethod,
@@ -40,6 +33,13 @@ from crmsync.crm.types import (
     ServerType,
     SyncMethod,
 )
+from crmsync.crm import access
+from crmsync.crm.access import Principal
+from crmsync.crm.errors import Forbidden, InvalidReference, NotFound, RuleViolation
+from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxChannel
+from crmsync.crm.models.org import Queue, User
+from crmsync.crm.pagination import Page, paginate
+from crmsync.crm.secrets import SecretBox
 
 CREDENTIAL_FIELDS = {
     "password": "password_ciphertext",

@@ -35,12 +35,12 @@ import idna
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import Depth, Privilege, RecordType
 from crmsync.crm.access import Principal
-from crmsync.crm.addresses import normalise_address
 from crmsync.crm.errors import CrmError, Forbidden, NotFound
 from crmsync.crm.models.org import Organisation
 from crmsync.crm.settings import OrganisationSettings, first_error, read_stored
-from crmsync.crm.types import Depth, Privilege, RecordType
 
 MAX_DOMAIN_LENGTH = 253
 MAX_BLOCKED_SENDERS = 1000

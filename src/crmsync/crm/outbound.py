@@ -36,19 +36,10 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from crmsync.crm import access
-from crmsync.crm.addresses import normalise_address
-from crmsync.crm.alerts import raise_alert
-from crmsync.crm.db import update_rows, utcnow
-from crmsync.crm.errors import Conflict, Forbidden, InvalidReference, RuleViolation
-from crmsync.crm.models.activities import Activity, ActivityParty, Email
-from crmsync.crm.models.mail import Mailbox
-from crmsync.crm.models.org import Organisation, Queue, User
-from crmsync.crm.records import RECORD_MODELS
-from crmsync.crm.settings import OrganisationSettings
-from crmsync.crm.types import (
+from crmsync.core.addresses import normalise_address
+from crmsync.core.alerts import AlertCode
+from crmsync.core.types import (
     ActivityState,
-    AlertSeverity,
     Approval,
     Channel,
     Direction,
@@ -58,9 +49,18 @@ from crmsync.crm.types import (
     RecordType,
     SyncMethod,
 )
+from crmsync.crm import access
+from crmsync.crm.alerts import raise_catalogued
+from crmsync.crm.db import update_rows, utcnow
+from crmsync.crm.errors import Conflict, Forbidden, InvalidReference, RuleViolation
+from crmsync.crm.models.activities import Activity, ActivityParty, Email
+from crmsync.crm.models.mail import Mailbox
+from crmsync.crm.models.org import Organisation, Queue, User
+from crmsync.crm.records import RECORD_MODELS
+from crmsync.crm.settings import OrganisationSettings
 
 RECIPIENTS = (Participation.TO, Participation.CC, Participation.BCC)
-WAITING = "OUTGOING_WAITING"
+WAITING = AlertCode.OUTGOING_WAITING.value  # also the error code of each waiting email
 SENDABLE = (EmailStatus.DRAFT, EmailStatus.FAILED)
 
 
@@ -162,16 +162,11 @@ def hold(session: Session, mailbox: Mailbox, why: str, now: datetime | None = No
         send_error=f"Waiting: {why}",
     )
     if waiting:
-        raise_alert(
+        raise_catalogued(
             session,
+            AlertCode.OUTGOING_WAITING,
             organisation_id=mailbox.organisation_id,
-            severity=AlertSeverity.WARNING,
-            code=WAITING,
-            title="Email is waiting to be sent",
             detail=f"{waiting} email(s) from {mailbox.email_address or mailbox.name} wait: {why}.",
-            remediation="An administrator approves the mailbox, sets its outgoing method to "
-            "server-side synchronization and runs Test & Enable; queued email is sent as "
-            "soon as the mailbox can send.",
             mailbox=mailbox,
             channel=Channel.OUTGOING,
             now=now,

@@ -27,17 +27,17 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crmsync.crm.alerts import raise_alert
+from crmsync.core.alerts import AlertCode
+from crmsync.core.tokens import TokenFormat, format_token
+from crmsync.core.types import ActivityState, Channel, Direction, EmailStatus
+from crmsync.crm.alerts import raise_catalogued
 from crmsync.crm.db import update_rows, utcnow
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import EmailKey, TokenCounter
 from crmsync.crm.outbound import EMAILS, set_activity, table_of
-from crmsync.crm.types import ActivityState, AlertSeverity, Channel, Direction, EmailStatus
-from crmsync.tracking.token import TokenFormat, format_token
 
-BOUNCED = "EMAIL_BOUNCED"
-UNCERTAIN = "DELIVERY_UNCERTAIN"
+UNCERTAIN = AlertCode.DELIVERY_UNCERTAIN.value  # also the error code of such an email
 LOOKUP_PENDING = "sent-folder-lookup-pending"  # a claim held by nobody: ask again later
 COUNTERS = table_of(TokenCounter)
 
@@ -302,16 +302,12 @@ def copies_saved(session: Session, email_ids: list[uuid.UUID]) -> None:
 
 
 def alert_uncertain(session: Session, mailbox: Mailbox, subject: str, now: datetime) -> None:
-    raise_alert(
+    raise_catalogued(
         session,
+        AlertCode.DELIVERY_UNCERTAIN,
         organisation_id=mailbox.organisation_id,
-        severity=AlertSeverity.WARNING,
-        code=UNCERTAIN,
-        title="An email may not have been sent",
         detail=f"{subject[:200]!r}: crmsync stopped while handing it to the mail server "
         "and found no copy in the Sent folder; it was not sent again.",
-        remediation="Check with the recipient; if it did not arrive, send the email "
-        "again (it is marked failed, so Send is available).",
         mailbox=mailbox,
         channel=Channel.OUTGOING,
         now=now,
@@ -358,16 +354,12 @@ def mark_bounced(
     mailbox = mailbox or alert_mailbox
     session.flush()
     if mailbox is not None:
-        raise_alert(
+        raise_catalogued(
             session,
+            AlertCode.EMAIL_BOUNCED,
             organisation_id=email.organisation_id,
-            severity=AlertSeverity.WARNING,
-            code=BOUNCED,
-            title="An email could not be delivered",
             detail=f"{email.subject[:200]!r} to {recipients or 'a recipient'}: "
             f"{reason[:500] or 'the mail system returned it'}",
-            remediation="Check the recipient's address on the record (the detail has the "
-            "receiving server's answer), correct it and send the email again.",
             mailbox=mailbox,
             channel=Channel.OUTGOING,
             now=now,

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import AlertSeverity, Approval, ChannelStatus, Privilege, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.alerts import LIVE
 from crmsync.crm.models.mail import Alert, ItemFailure, Mailbox, MailboxChannel
-from crmsync.crm.types import AlertSeverity, Approval, ChannelStatus, Privilege, RecordType
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import CorrelationMethod, Participation, Privilege, RecordType
 from crmsync.crm import access, addresses
 from crmsync.crm.access import Principal
 from crmsync.crm.errors import RuleViolation
@@ -42,7 +44,6 @@ from crmsync.crm.models.org import Queue, User
 from crmsync.crm.models.records import Account, Contact, CustomerRecord, Lead
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.records import RECORD_MODELS
-from crmsync.crm.types import CorrelationMethod, Participation, Privilege, RecordType
 
 MAX_PARTICIPANTS = 100
 COLLEAGUE_TYPES = (RecordType.USER, RecordType.QUEUE)
@@ -139,7 +140,7 @@ def _usable(address: str) -> bool:
     # Control characters never belong in an address, and PostgreSQL refuses NUL in text.
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in address):
         return False
-    return addresses.normalise_address(address) is not None
+    return normalise_address(address) is not None
 
 
 def message_id_forms(text: str | None) -> list[str]:
@@ -177,7 +178,7 @@ def _people(participants: Iterable[Participant]) -> dict[str, Person]:
     """One person per normalised address, with every role it has, first seen first."""
     people: dict[str, Person] = {}
     for participant in participants:
-        key = addresses.normalise_address(participant.address)
+        key = normalise_address(participant.address)
         if key is None:
             continue
         person = people.get(key)

@@ -16,12 +16,12 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Privilege, TokenKind
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.auth import digest_token, hash_password, verify_password
 from crmsync.crm.errors import Forbidden, RuleViolation
 from crmsync.crm.models.org import ApiToken, User
-from crmsync.crm.types import Privilege, TokenKind
 
 
 def end_sessions(session: Session, user: User, *, keep_token: str | None = None) -> int:

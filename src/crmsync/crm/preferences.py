@@ -24,13 +24,13 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Privilege
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.errors import CrmError, Forbidden, NotFound
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.settings import TrackingPreferences, first_error, read_stored
-from crmsync.crm.types import Privilege
 
 
 class InvalidPreference(CrmError):

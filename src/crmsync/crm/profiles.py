@@ -17,12 +17,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from crmsync.crm import access
-from crmsync.crm.access import Principal
-from crmsync.crm.errors import RuleViolation
-from crmsync.crm.models.mail import EmailServerProfile
-from crmsync.crm.secrets import SecretBox
-from crmsync.crm.types import (
+from crmsync.core.types import (
     AuthMethod,
     ConnectionSecurity,
     CredentialScope,
@@ -31,6 +26,11 @@ from crmsync.crm.types import (
     RecordType,
     ServerType,
 )
+from crmsync.crm import access
+from crmsync.crm.access import Principal
+from crmsync.crm.errors import RuleViolation
+from crmsync.crm.models.mail import EmailServerProfile
+from crmsync.crm.secrets import SecretBox
 
 # Server quirks are data: what each provider fixes.
 PRESETS: dict[ServerType, dict[str, Any]] = {
@@ -93,7 +93,7 @@ def _fail(field: str, detail: str) -> RuleViolation:
 
 def validate(profile: EmailServerProfile) -> None:
     protocol = profile.server_type.incoming_protocol
-    if protocol in ("imap", "pop3"):
+    if protocol.is_internet_mail:
         for field in ("incoming_host", "outgoing_host"):
             if not getattr(profile, field):
                 raise _fail(field, f"{field} is required for {profile.server_type.value}")
@@ -102,7 +102,7 @@ def validate(profile: EmailServerProfile) -> None:
                 raise _fail(
                     field, "Plain connections need allow_plaintext (e.g. on a loopback server)"
                 )
-    if profile.outgoing_auth == OutgoingAuth.NONE and protocol not in ("imap", "pop3"):
+    if profile.outgoing_auth == OutgoingAuth.NONE and not protocol.is_internet_mail:
         raise _fail(
             "outgoing_auth",
             "Sending without authentication is possible only through an SMTP server "
@@ -130,7 +130,7 @@ def _apply(profile: EmailServerProfile, values: dict[str, Any], box: SecretBox) 
         else:
             setattr(profile, name, value)
     protocol = profile.server_type.incoming_protocol
-    if protocol in ("imap", "pop3"):
+    if protocol.is_internet_mail:
         if profile.incoming_port is None:
             profile.incoming_port = DEFAULT_PORTS[(protocol, profile.incoming_security)]
         if profile.outgoing_port is None:

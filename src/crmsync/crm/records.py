@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Depth, Privilege, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.errors import Forbidden, InvalidReference, NotFound
@@ -22,7 +23,6 @@ from crmsync.crm.models.org import Team, User
 from crmsync.crm.models.records import Account, Case, Contact, CustomerRecord, Lead, Opportunity
 from crmsync.crm.models.sharing import RecordShare
 from crmsync.crm.pagination import Page, paginate
-from crmsync.crm.types import Depth, Privilege, RecordType
 
 R = TypeVar("R", bound=CustomerRecord)
 

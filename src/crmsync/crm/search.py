@@ -53,13 +53,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import CUSTOMER_RECORD_TYPES, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
-from crmsync.crm.addresses import normalise_address
 from crmsync.crm.models.records import Account, Case, Contact, Lead, Opportunity
 from crmsync.crm.models.sharing import EmailAddressEntry
 from crmsync.crm.records import contact_name
-from crmsync.crm.types import CUSTOMER_RECORD_TYPES, RecordType
 
 MAX_QUERY = 200
 MAX_HITS = 50

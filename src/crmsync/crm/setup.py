@@ -16,6 +16,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import (
+    ACTIVITY_TYPES,
+    CUSTOMER_RECORD_TYPES,
+    Depth,
+    Privilege,
+    RecordType,
+)
 from crmsync.crm.auth import hash_password
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models.org import (
@@ -25,13 +32,6 @@ from crmsync.crm.models.org import (
     SecurityRole,
     User,
     UserAddress,
-)
-from crmsync.crm.types import (
-    ACTIVITY_TYPES,
-    CUSTOMER_RECORD_TYPES,
-    Depth,
-    Privilege,
-    RecordType,
 )
 
 SYSTEM_ADMINISTRATOR = "System Administrator"

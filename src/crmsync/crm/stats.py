@@ -40,13 +40,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Channel, ChannelStatus, Privilege, Protocol, RecordType, ServerType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxChannel
 from crmsync.crm.models.stats import SyncPass
-from crmsync.crm.types import Channel, ChannelStatus, Privilege, RecordType, ServerType
 
 RETENTION = timedelta(days=30)
 MAX_LAG_SERIES = 8
@@ -77,9 +77,9 @@ def channel_protocol(server_type: ServerType | None, channel: Channel) -> str:
     if server_type is None:
         return "none"
     incoming = server_type.incoming_protocol
-    if channel is Channel.OUTGOING and incoming in ("imap", "pop3"):
-        return "smtp"
-    return incoming
+    if channel is Channel.OUTGOING and incoming.is_internet_mail:
+        return Protocol.SMTP.value
+    return incoming.value
 
 
 def epoch_hour(when: datetime) -> int:

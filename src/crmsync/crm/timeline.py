@@ -47,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.activities import any_activity
@@ -54,7 +55,6 @@ from crmsync.crm.models.activities import Activity, ActivityParty
 from crmsync.crm.models.records import Case, Contact, CustomerRecord, Opportunity
 from crmsync.crm.pagination import MAX_PAGE, Page, decode_cursor, encode_cursor
 from crmsync.crm.records import RECORD_MODELS, contact_name, get_record
-from crmsync.crm.types import RecordType
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from crmsync.core.types import Channel, Protocol
 from crmsync.crm.blobfiles import sweep_staging
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel
 from crmsync.metrics import SyncMetrics
 from crmsync.runtime.push import IdleWatcher
 from crmsync.sync.context import load_context
@@ -205,7 +205,12 @@ class EmbeddedRuntime:
             for mailbox_id in ids:
                 ctx = load_context(session, self.box, mailbox_id, Channel.INCOMING)
                 plan = ctx.plan
-                if ctx.runnable and plan is not None and plan.protocol == "imap" and plan.incoming:
+                if (
+                    ctx.runnable
+                    and plan is not None
+                    and plan.protocol is Protocol.IMAP
+                    and plan.incoming
+                ):
                     wanted[mailbox_id] = (plan.incoming, plan.credentials)
         for mailbox_id in list(self.watchers) if only is None else []:
             watcher = self.watchers[mailbox_id]

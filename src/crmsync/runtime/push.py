@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from crmsync.connectors.endpoints import Credentials, Endpoint
 from crmsync.connectors.imap import ImapConnection
-from crmsync.sync.errors import SyncError
+from crmsync.core.errors import SyncError
 
 log = logging.getLogger(__name__)
 

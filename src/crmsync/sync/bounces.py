@@ -25,12 +25,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Direction
 from crmsync.crm import outbound_transitions as transitions
 from crmsync.crm.blobs import BlobStore
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
-from crmsync.crm.types import Direction
 from crmsync.sync.context import MailboxContext
 from crmsync.tracking.dsn import DeliveryReport, RecipientStatus, parse_dsn, report_from_parsed
 from crmsync.tracking.parse import ParsedMessage

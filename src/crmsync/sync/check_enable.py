@@ -37,7 +37,10 @@ from crmsync.connectors.probe import (
     probe_pop3,
     probe_smtp,
 )
-from crmsync.crm.alerts import mark_channel_ok, raise_alert
+from crmsync.core.alerts import AlertCode
+from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.types import Approval, Channel, IncomingMethod, Protocol, SyncMethod
+from crmsync.crm.alerts import mark_channel_ok, raise_catalogued
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import Mailbox, MailboxTest
@@ -45,16 +48,13 @@ from crmsync.crm.models.org import Organisation
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import OrganisationSettings
 from crmsync.crm.store import Store
-from crmsync.crm.types import AlertSeverity, Approval, Channel, IncomingMethod, SyncMethod
 from crmsync.sync.connection_plan import ConnectionPlan, plan_for
-from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
 from crmsync.sync.incoming_imap import reset_uidvalidity_resyncs
 from crmsync.sync.oauth_tokens import token_problem
 
 log = logging.getLogger(__name__)
 
-APPROVAL_PENDING = "APPROVAL_PENDING"
 # A run not finished after this long was cut short (the process stopped): every step has
 # a connection timeout far below it.
 STALE_AFTER = timedelta(minutes=10)
@@ -129,7 +129,7 @@ def _probe(channel: Channel, plan: ConnectionPlan, on_step: OnStep | None = None
         return ChannelOutcome(channel, None, missing)
     if channel is Channel.OUTGOING:
         result = probe_smtp(endpoint, plan.credentials, on_step)
-    elif plan.protocol == "pop3":
+    elif plan.protocol is Protocol.POP3:
         result = probe_pop3(endpoint, plan.credentials, on_step)
     else:
         result = probe_imap(endpoint, plan.credentials, on_step)
@@ -284,15 +284,11 @@ def _record(
                 )
         all_ok = bool(outcomes) and all(outcome.ok for outcome in outcomes)
         if all_ok and not approved:
-            raise_alert(
+            raise_catalogued(
                 session,
+                AlertCode.APPROVAL_PENDING,
                 organisation_id=mailbox.organisation_id,
-                severity=AlertSeverity.INFORMATION,
-                code=APPROVAL_PENDING,
-                title="Test passed; the mailbox awaits approval",
                 detail=f"{mailbox.email_address} passed every check.",
-                remediation="An administrator approves the mailbox; email is processed "
-                "only for approved mailboxes in this organisation.",
                 mailbox=mailbox,
                 now=now,
             )

@@ -14,21 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
-from crmsync.crm.models.mail import EmailServerProfile, Mailbox
-from crmsync.crm.secrets import SecretBox, SecretKeyError
-from crmsync.crm.types import (
+from crmsync.core.errors import ErrorCode, SyncError
+from crmsync.core.types import (
     Approval,
     AuthMethod,
     ConnectionSecurity,
     CredentialScope,
     OutgoingAuth,
+    Protocol,
 )
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.crm.models.mail import EmailServerProfile, Mailbox
+from crmsync.crm.secrets import SecretBox, SecretKeyError
 
 
 @dataclass(frozen=True)
 class ConnectionPlan:
-    protocol: str  # "imap", "pop3", "ews" or "graph"
+    protocol: Protocol
     incoming: Endpoint | None
     outgoing: Endpoint | None
     credentials: Credentials
@@ -111,7 +112,7 @@ def plan_for(mailbox: Mailbox, box: SecretBox) -> ConnectionPlan:
     if profile is None:
         raise SyncError(ErrorCode.CONFIGURATION, "the mailbox has no email server profile")
     protocol = profile.server_type.incoming_protocol
-    if protocol in ("ews", "graph"):
+    if not protocol.is_internet_mail:
         raise SyncError(
             ErrorCode.NOT_SUPPORTED,
             f"{profile.server_type.value}: no Exchange connector is available in this build",

@@ -12,14 +12,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from crmsync.core.errors import SyncError
+from crmsync.core.types import Approval, Channel, IncomingMethod, SyncMethod
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.org import Organisation, Queue, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import OrganisationSettings, TrackingPreferences
-from crmsync.crm.types import Approval, Channel, IncomingMethod, SyncMethod
 from crmsync.sync.connection_plan import ConnectionPlan, plan_for
-from crmsync.sync.errors import SyncError
 
 
 @dataclass(frozen=True)

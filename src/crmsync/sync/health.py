@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from crmsync.crm.alerts import MAJORITY_FAILING, failing_share, mark_channel_failed, raise_alert
+from crmsync.core.alerts import AlertCode
+from crmsync.core.errors import RetryPolicy, SyncError
+from crmsync.core.types import AlertCause, AlertSeverity
+from crmsync.crm.alerts import failing_share, mark_channel_failed, raise_alert, raise_catalogued
 from crmsync.crm.models.mail import Alert, Mailbox, MailboxChannel
-from crmsync.crm.types import AlertCause, AlertSeverity
-from crmsync.sync.errors import RetryPolicy, SyncError
 
-__all__ = ["MAJORITY_FAILING", "record_failure"]
+__all__ = ["record_failure"]
 
 
 def record_failure(
@@ -78,16 +79,13 @@ def _check_majority(session: Session, mailbox: Mailbox, now: datetime) -> None:
     session.flush()
     failing, total = failing_share(session, profile, now)
     if total and failing * 2 > total:
-        raise_alert(
+        raise_catalogued(
             session,
+            AlertCode.PROFILE_MAJORITY_FAILING,
             organisation_id=profile.organisation_id,
-            severity=AlertSeverity.ERROR,
-            code=MAJORITY_FAILING,
-            title=f"Most mailboxes of profile {profile.name!r} are failing",
             detail=f"{failing} of {total} mailboxes failed within the last hour.",
-            remediation="Check the mail server and the profile's settings: when most "
-            "mailboxes fail together, the server or the profile is the likely cause.",
             profile=profile,
             cause=AlertCause.PROFILE_FAILING,
             now=now,
+            profile_name=profile.name,
         )

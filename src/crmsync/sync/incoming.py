@@ -29,6 +29,8 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.types import Channel, Protocol
 from crmsync.crm.alerts import mark_channel_ok, record_item_failure
 from crmsync.crm.db import table_of, utcnow
 from crmsync.crm.inbound import InboundEmail, add_to_queue, insert_emails, store_email
@@ -37,12 +39,10 @@ from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.stats import PassFigures, channel_protocol, record_pass
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel
 from crmsync.metrics import SyncMetrics, profile_label
 from crmsync.sync import leases
 from crmsync.sync.bounces import handle_bounce
 from crmsync.sync.context import MailboxContext, load_context
-from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
 from crmsync.sync.oauth_tokens import token_problem
 from crmsync.sync.overlap import ahead
@@ -328,7 +328,7 @@ def sync_incoming(
             if setup_error is not None:
                 raise setup_error
             assert ctx.plan is not None
-            if ctx.plan.protocol == "pop3":
+            if ctx.plan.protocol is Protocol.POP3:
                 sync_pop3(store, ctx, options, report)
             else:
                 sync_imap_inbox(store, ctx, options, report)
@@ -356,7 +356,7 @@ def _record_run(
         channel = mailbox.channel(Channel.INCOMING)
         profile = mailbox.profile
         server_type = profile.server_type if profile is not None else None
-        protocol = ctx.plan.protocol if ctx.plan is not None else None
+        protocol = ctx.plan.protocol.value if ctx.plan is not None else None
         protocol = protocol or channel_protocol(server_type, Channel.INCOMING)
         label = profile_label(profile.name if profile is not None else None, mailbox.profile_id)
         figures = PassFigures(
@@ -396,7 +396,7 @@ def _record_run(
 def _log_pass(ctx: MailboxContext, report: IncomingReport, protocol: str, seconds: float) -> None:
     """The operator's line for the pass: counts, duration and the error's code — never
     the error's detail (a server's text may quote an address or a subject)."""
-    folder = "INBOX" if protocol == "imap" else protocol.upper()
+    folder = "INBOX" if protocol == Protocol.IMAP else protocol.upper()
     code = report.error.code.value if report.error is not None else None
     who = ctx.address or str(ctx.mailbox_id)
     log.log(

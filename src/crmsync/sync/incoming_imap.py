@@ -37,19 +37,19 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crmsync.connectors.imap import ImapConnection
-from crmsync.crm.alerts import raise_alert
+from crmsync.core.alerts import AlertCode
+from crmsync.core.errors import ErrorCode, SyncError
+from crmsync.core.types import Channel
+from crmsync.crm.alerts import raise_catalogued
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import FolderCursor, MailboxMessage
 from crmsync.crm.store import Store
-from crmsync.crm.types import AlertSeverity, Channel
 from crmsync.sync.context import MailboxContext
-from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.sync.incoming import IncomingOptions, IncomingReport, ingest
 from crmsync.sync.prepare import Fetched, Outcome
 
 INBOX = "INBOX"
-UIDVALIDITY_CHANGED = "UIDVALIDITY_CHANGED"
 # Re-maps allowed per folder between two Test & Enables (closeio/sync-engine uses 5 too).
 MAX_UIDVALIDITY_RESYNCS = 5
 
@@ -247,15 +247,12 @@ def _remap(
         cursor.uidvalidity_changes += 1
         mailbox = session.get(Mailbox, ctx.mailbox_id)
         assert mailbox is not None
-        raise_alert(
+        raise_catalogued(
             session,
+            AlertCode.UIDVALIDITY_CHANGED,
             organisation_id=ctx.organisation_id,
-            severity=AlertSeverity.INFORMATION,
-            code=UIDVALIDITY_CHANGED,
-            title=f"The server renumbered folder {folder}",
             detail=f"UIDVALIDITY {old} → {uidvalidity}; {len(taken)} known messages re-mapped.",
-            remediation="Nothing to do: known messages were matched by Message-ID and "
-            "will not be tracked twice. If this happens often, check the mail server.",
+            folder=folder,
             mailbox=mailbox,
             channel=Channel.INCOMING,
             now=utcnow(),

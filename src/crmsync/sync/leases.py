@@ -18,10 +18,10 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from crmsync.core.types import Channel
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.mail import MailboxChannel
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel
 
 DEFAULT_TTL = timedelta(minutes=10)
 

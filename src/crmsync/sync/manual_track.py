@@ -32,6 +32,7 @@ from typing import NoReturn
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Privilege, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.blobs import BlobStore
@@ -46,7 +47,6 @@ from crmsync.crm.models.sync_state import EmailKey, MailboxMessage
 from crmsync.crm.preferences import mailbox_preferences
 from crmsync.crm.records import get_user_in_org, require_assign_to
 from crmsync.crm.settings import OrganisationSettings
-from crmsync.crm.types import Privilege, RecordType
 from crmsync.sync.context import MailboxContext, snapshot
 from crmsync.sync.prepare import Fetched, Ready, discard_leftovers, prepare_fetched
 from crmsync.sync.tracker import create_sender_record, forced_decision, gather, identify

@@ -16,12 +16,12 @@ from __future__ import annotations
 import uuid
 
 from crmsync.connectors.oauth import needs_refresh, refresh_access_token
+from crmsync.core.errors import ErrorCode, SyncError
+from crmsync.core.types import AuthMethod, CredentialScope
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.secrets import SecretBox, SecretKeyError
 from crmsync.crm.store import Store
-from crmsync.crm.types import AuthMethod, CredentialScope
-from crmsync.sync.errors import ErrorCode, SyncError
 
 
 def ensure_access_token(store: Store, box: SecretBox, mailbox_id: uuid.UUID) -> None:

@@ -58,20 +58,21 @@ from sqlalchemy.orm import Session
 
 from crmsync.connectors.base import SendResult
 from crmsync.connectors.endpoints import Credentials, Endpoint
+from crmsync.core.alerts import AlertCode
+from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.types import Channel, EmailStatus, Protocol
 from crmsync.crm import outbound
 from crmsync.crm import outbound_transitions as transitions
-from crmsync.crm.alerts import mark_channel_ok, raise_alert
+from crmsync.crm.alerts import mark_channel_ok, raise_catalogued
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox, MailboxChannel
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.stats import PassFigures, channel_protocol, record_pass
 from crmsync.crm.store import Store
-from crmsync.crm.types import AlertSeverity, Channel, EmailStatus
 from crmsync.metrics import SyncMetrics, profile_label
 from crmsync.sync import leases, outgoing_io
 from crmsync.sync.context import MailboxContext, load_context
-from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
 from crmsync.sync.oauth_tokens import token_problem
 from crmsync.sync.outgoing_decide import AMBIGUOUS, Verdict, after_send
@@ -82,9 +83,6 @@ from crmsync.sync.outgoing_sent import Copy, save_copies
 from crmsync.sync.outgoing_verify import Verifier
 
 log = logging.getLogger(__name__)
-
-COPY_FAILED = "SENT_COPY_FAILED"
-LOOKUP_FAILED = "SENT_LOOKUP_FAILED"
 
 
 @dataclass
@@ -185,7 +183,7 @@ def _sender(session: Session, ctx: MailboxContext) -> Sender:
             profile is not None
             and profile.save_sent_copy
             and ctx.plan is not None
-            and ctx.plan.protocol == "imap"
+            and ctx.plan.protocol is Protocol.IMAP
             and ctx.plan.incoming is not None
         ),
         settings=ctx.settings,
@@ -267,7 +265,7 @@ class _Pass:
 
     @property
     def imap(self) -> Endpoint | None:
-        return self.plan.incoming if self.plan.protocol == "imap" else None
+        return self.plan.incoming if self.plan.protocol is Protocol.IMAP else None
 
     def run(self) -> None:
         self.verify()
@@ -299,8 +297,7 @@ class _Pass:
         report.unverified += settled.unverified
         if settled.error is not None and settled.unverified:
             self._alert_once(
-                LOOKUP_FAILED,
-                "Email waits until the Sent folder can be searched",
+                AlertCode.SENT_LOOKUP_FAILED,
                 f"{settled.unverified} email(s) may have been sent already; crmsync sends "
                 f"them again only once it has looked for them in the Sent folder: "
                 f"{settled.error.detail}",
@@ -372,13 +369,7 @@ class _Pass:
         return True
 
     def _alert_refused(self, session: Session, refused: str) -> None:
-        self._alert(
-            session,
-            "RECIPIENT_REJECTED",
-            "An email was sent, but not to every recipient",
-            f"The server refused: {refused}",
-            "Check those recipients' addresses; the others received the email.",
-        )
+        self._alert(session, AlertCode.RECIPIENT_REJECTED, f"The server refused: {refused}")
 
     # -- copies -------------------------------------------------------------------------
     def save_copies(self) -> None:
@@ -410,29 +401,26 @@ class _Pass:
         if result.error is not None:
             self.report.copy_error = result.error
             self._alert_once(
-                COPY_FAILED,
-                "Sent email could not be copied to the Sent folder",
+                AlertCode.SENT_COPY_FAILED,
                 f"{len(copies) - len(result.saved)} copies are still owed (crmsync tries "
                 f"again with the next email sent): {result.error.detail}",
                 result.error.remediation,
             )
 
-    def _alert_once(self, code: str, title: str, detail: str, remediation: str) -> None:
+    def _alert_once(self, code: AlertCode, detail: str, remediation: str | None = None) -> None:
         with self.store.transaction() as session:
-            self._alert(session, code, title, detail, remediation)
+            self._alert(session, code, detail, remediation)
 
     def _alert(
-        self, session: Session, code: str, title: str, detail: str, remediation: str
+        self, session: Session, code: AlertCode, detail: str, remediation: str | None = None
     ) -> None:
         """A warning to the owner of the sending mailbox (deduplicated by raise_alert)."""
         mailbox = session.get(Mailbox, self.sender.mailbox_id)
         assert mailbox is not None
-        raise_alert(
+        raise_catalogued(
             session,
+            code,
             organisation_id=mailbox.organisation_id,
-            severity=AlertSeverity.WARNING,
-            code=code,
-            title=title,
             detail=detail[:2000],
             remediation=remediation,
             mailbox=mailbox,

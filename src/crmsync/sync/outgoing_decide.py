@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from crmsync.connectors.base import SendResult
-from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
 
 AMBIGUOUS = frozenset({ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST})
 UNCERTAIN_DETAIL = (

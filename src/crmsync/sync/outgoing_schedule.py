@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Channel, EmailStatus
 from crmsync.crm import outbound
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
-from crmsync.crm.types import Channel, EmailStatus
 from crmsync.sync import leases
 from crmsync.sync.leases import owner_is_dead as dead_local_owner
 

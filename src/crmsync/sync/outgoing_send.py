@@ -30,13 +30,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from crmsync.connectors.base import SendResult
+from crmsync.core.errors import ErrorCode, SyncError
+from crmsync.core.types import Participation
 from crmsync.crm import outbound
 from crmsync.crm import outbound_transitions as transitions
 from crmsync.crm.blobs import BlobStore
 from crmsync.crm.models.activities import Email
 from crmsync.crm.settings import OrganisationSettings
-from crmsync.crm.types import Participation
-from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.sync.outgoing_decide import Decision, Verdict
 from crmsync.tracking.compose import (
     Composed,

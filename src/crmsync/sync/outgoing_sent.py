@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from crmsync.connectors.endpoints import Credentials, Endpoint
-from crmsync.sync.errors import SyncError
+from crmsync.core.errors import SyncError
 from crmsync.sync.outgoing_decide import Lookup
 from crmsync.sync.outgoing_io import SentFolderSession
 

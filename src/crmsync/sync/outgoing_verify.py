@@ -27,13 +27,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 
 from crmsync.connectors.endpoints import Credentials, Endpoint
+from crmsync.core.errors import RetryPolicy, SyncError
+from crmsync.core.types import EmailStatus
 from crmsync.crm import outbound_transitions as transitions
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.store import Store
-from crmsync.crm.types import EmailStatus
-from crmsync.sync.errors import RetryPolicy, SyncError
 from crmsync.sync.leases import owner_is_dead as dead_local_owner
 from crmsync.sync.outgoing_decide import (
     UNCERTAIN_DETAIL,

@@ -41,8 +41,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from crmsync.core.errors import ErrorCode, SyncError
 from crmsync.crm.blobfiles import digest, discard_staged, stage_blob, write_blob
-from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.tracking.display import display_html
 from crmsync.tracking.parse import (
     MalformedMessage,

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Approval, Channel
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxChannel
 from crmsync.crm.models.org import Organisation
 from crmsync.crm.settings import OrganisationSettings
-from crmsync.crm.types import Approval, Channel
 
 MAX_INTERVAL = timedelta(minutes=15)
 DEFAULT_MIN_INTERVAL = timedelta(seconds=60)

@@ -31,6 +31,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import CorrelationMethod, RecordState, RecordType
 from crmsync.crm import addresses
 from crmsync.crm.db import table_of
 from crmsync.crm.inbound import (
@@ -46,7 +48,6 @@ from crmsync.crm.models.records import Contact, Lead
 from crmsync.crm.models.sync_state import EmailKey
 from crmsync.crm.records import RECORD_MODELS
 from crmsync.crm.settings import UnknownSenderRecord
-from crmsync.crm.types import CorrelationMethod, RecordState, RecordType
 from crmsync.sync.context import MailboxContext
 from crmsync.sync.prepare import Ready
 from crmsync.tracking.correlate import (
@@ -436,7 +437,7 @@ def _track(
     """The decision to track ``ready``, with everything its activity needs."""
     parsed = ready.parsed
     sender = parsed.from_[0].address if parsed.from_ else ""
-    sender_known = any(gathered.matches.get(addresses.normalise_address(sender) or "", []))
+    sender_known = any(gathered.matches.get(normalise_address(sender) or "", []))
     wants_record = ctx.preferences.create_for_unknown_sender is not UnknownSenderRecord.NONE
     attachments, refused = _attachments(ready, ctx)
     if correlation.method is not CorrelationMethod.NONE:

@@ -37,6 +37,7 @@ from email.utils import parseaddr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Channel, ItemResolution, RecordType
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.db import utcnow
@@ -46,7 +47,6 @@ from crmsync.crm.models.mail import ItemFailure, Mailbox
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.search import search
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel, ItemResolution, RecordType
 from crmsync.sync.incoming import store_batch
 from crmsync.sync.manual_track import AlreadyTracked, engine_context, may_track, track_message
 from crmsync.sync.prepare import Fetched, discard_leftovers, prepare_fetched

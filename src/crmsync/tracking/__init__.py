@@ -25,6 +25,6 @@ Modules:
 
 Nothing here does I/O, touches the database or the network, reads the clock (``now`` is
 passed in) or logs message content. Everything is a function of its inputs and is tested
-without any server. Only ``crm.types`` and ``crm.addresses.normalise_address`` are
-imported from ``crm``.
+without any server. It imports only the shared vocabulary (``crmsync.core``): never
+crm/, sync/ or connectors/ (an import-linter contract in pyproject.toml says so).
 """

@@ -45,7 +45,7 @@ from email.utils import format_datetime
 
 import nh3
 
-from crmsync.crm.addresses import normalise_address
+from crmsync.core.addresses import normalise_address
 from crmsync.tracking.headers import Address
 from crmsync.tracking.htmltext import html_to_text
 from crmsync.tracking.threadindex import child_thread_index, conversation_guid, new_thread_index

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from crmsync.crm.addresses import normalise_address
-from crmsync.crm.types import CorrelationMethod, RecordType
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import CorrelationMethod, RecordType
 from crmsync.tracking.parse import ParsedMessage
 from crmsync.tracking.subjects import normalise_subject
 from crmsync.tracking.threadindex import conversation_guid

@@ -21,8 +21,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from crmsync.crm.addresses import normalise_address
-from crmsync.crm.types import RecordType
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import RecordType
 from crmsync.tracking.parse import ParsedMessage
 
 __all__ = [

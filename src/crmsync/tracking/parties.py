@@ -12,7 +12,7 @@ address. ``resolve_parties`` then decides, as Dynamics 365 does:
   party (``record`` None) with its display name, so the activity still shows it;
 - the same address twice in one field collapses to one.
 
-Pure: no I/O, never logs addresses. Relies on ``crm.addresses.normalise_address`` for
+Pure: no I/O, never logs addresses. Relies on ``core.addresses.normalise_address`` for
 keys (RFC 5321 local part case-folded, IDNA domain).
 """
 
@@ -22,8 +22,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from crmsync.crm.addresses import normalise_address
-from crmsync.crm.types import Participation, RecordType
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import Participation, RecordType
 from crmsync.tracking.parse import Address, ParsedMessage
 
 __all__ = [

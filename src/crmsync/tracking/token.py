@@ -17,11 +17,13 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass
+
+from crmsync.core.tokens import TokenFormat, example_token, format_token
 
 __all__ = [
     "TokenFormat",
     "exact_token_pattern",
+    "example_token",
     "find_token",
     "format_token",
     "strip_token",
@@ -29,18 +31,6 @@ __all__ = [
 ]
 
 ELLIPSIS = "…"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenFormat:
-    prefix: str = "CRM:"
-    digits: int = 7
-
-    def __post_init__(self) -> None:
-        if not self.prefix or any(ch.isspace() for ch in self.prefix):
-            raise ValueError("a token prefix must be non-empty and without whitespace")
-        if not 1 <= self.digits <= 18:
-            raise ValueError("a token has between 1 and 18 digits")
 
 
 def _boundaries(text: str) -> tuple[str, str]:
@@ -74,22 +64,6 @@ def exact_token_pattern(token: str) -> re.Pattern[str]:
     """One given token, any case, standing alone, with the brackets around it if any."""
     before, after = _boundaries(token)
     return re.compile(_bracketed(f"{before}{re.escape(token)}{after}"), re.IGNORECASE)
-
-
-def format_token(number: int, fmt: TokenFormat = TokenFormat()) -> str:
-    """``format_token(1234)`` → ``'CRM:0001234'``."""
-    if not 0 <= number < 10**fmt.digits:
-        raise ValueError(f"a token number has at most {fmt.digits} digits")
-    return f"{fmt.prefix}{number:0{fmt.digits}d}"
-
-
-EXAMPLE_NUMBER = 1234
-
-
-def example_token(fmt: TokenFormat = TokenFormat()) -> str:
-    """The token ``fmt`` puts in a subject, for people to see: ``'CRM:0001234'``
-    (``'CRM:234'`` with three digits: the example number is cut to fit)."""
-    return format_token(EXAMPLE_NUMBER % 10**fmt.digits, fmt)
 
 
 def find_token(subject: str, fmt: TokenFormat = TokenFormat()) -> str | None:

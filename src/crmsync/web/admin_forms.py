@@ -33,8 +33,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from crmsync.api.schemas.mail import MailboxUpdate, ProfileSettings
-from crmsync.crm.errors import CrmError, NotFound
-from crmsync.crm.types import (
+from crmsync.core.types import (
     AuthMethod,
     ConnectionSecurity,
     CredentialScope,
@@ -43,6 +42,7 @@ from crmsync.crm.types import (
     ServerType,
     SyncMethod,
 )
+from crmsync.crm.errors import CrmError, NotFound
 
 Choices = tuple[tuple[str, str], ...]
 

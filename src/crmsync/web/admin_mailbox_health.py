@@ -32,12 +32,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from crmsync.core.errors import CATALOGUE, ErrorCode
+from crmsync.core.types import (
+    Approval,
+    Channel,
+    ChannelStatus,
+    IncomingMethod,
+    Protocol,
+    SyncMethod,
+)
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.models.mail import ItemFailure, Mailbox, MailboxChannel, MailboxTest
-from crmsync.crm.types import Approval, Channel, ChannelStatus, IncomingMethod, SyncMethod
 from crmsync.sync.check_enable import is_stale
-from crmsync.sync.errors import CATALOGUE, ErrorCode
 from crmsync.sync.schedule import DEFAULT_MIN_INTERVAL, ChannelState, next_due
 from crmsync.web.templating import format_datetime
 
@@ -155,7 +162,7 @@ def _mode(mailbox: Mailbox, which: Channel, capabilities: str | None) -> str:
     if mailbox.incoming_method is IncomingMethod.FORWARD_MAILBOX:
         return "forward mailbox"
     protocol = mailbox.profile.server_type.incoming_protocol if mailbox.profile else None
-    if protocol != "imap":
+    if protocol != Protocol.IMAP:
         return "poll"
     if capabilities is None:
         return "push if the server offers IDLE"

@@ -1,6 +1,6 @@
 """``install_web``: the web app added to the API's application, in one call.
 
-``api.app.create_app`` calls it last, once the API's routes, error handlers and
+``crmsync.app.create_app`` calls it last, once the API's routes, error handlers and
 middleware are in place, because it builds on them:
 
 - errors.py wraps the API's exception handlers, so pages get HTML error pages while

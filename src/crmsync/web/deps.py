@@ -38,11 +38,11 @@ from fastapi.responses import RedirectResponse, Response
 from crmsync.api import csrf
 from crmsync.api.credentials import SESSION_COOKIE
 from crmsync.api.deps import SessionDep, StoreDep
+from crmsync.core.types import Privilege, RecordType, TokenKind
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.auth import authenticate_token
 from crmsync.crm.errors import AuthenticationFailed, NotFound
 from crmsync.crm.models.org import User
-from crmsync.crm.types import Privilege, RecordType, TokenKind
 
 LOGIN_PATH = "/login"
 # A web login's session is the only token a page takes, even in the cookie: an API or

@@ -21,13 +21,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from crmsync.crm.access import Principal
-from crmsync.crm.errors import NotFound
-from crmsync.crm.models.activities import Activity, Appointment, Email, Task
-from crmsync.crm.models.records import Account, Case, Contact, CustomerRecord, Lead, Opportunity
-from crmsync.crm.records import RECORD_MODELS, get_record
-from crmsync.crm.timeline import TimelineItem, timeline
-from crmsync.crm.types import (
+from crmsync.core.types import (
     ActivityState,
     Direction,
     EmailStatus,
@@ -35,6 +29,12 @@ from crmsync.crm.types import (
     Priority,
     RecordType,
 )
+from crmsync.crm.access import Principal
+from crmsync.crm.errors import NotFound
+from crmsync.crm.models.activities import Activity, Appointment, Email, Task
+from crmsync.crm.models.records import Account, Case, Contact, CustomerRecord, Lead, Opportunity
+from crmsync.crm.records import RECORD_MODELS, get_record
+from crmsync.crm.timeline import TimelineItem, timeline
 from crmsync.web.templating import email_url, record_url
 
 TIMELINE_PAGE = 20

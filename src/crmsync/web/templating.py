@@ -36,7 +36,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from crmsync.api.csrf import csrf_token_for
-from crmsync.crm.types import RecordType
+from crmsync.core.types import RecordType
 from crmsync.tracking.display import safe_html
 from crmsync.web import flash
 

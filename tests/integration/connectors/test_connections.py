@@ -10,7 +10,7 @@ from crmsync.connectors.endpoints import Credentials, Security
 from crmsync.connectors.imap import FolderStatus, ImapConnection
 from crmsync.connectors.pop3 import Pop3Connection
 from crmsync.connectors.smtp import SmtpConnection
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 from tests.integration.connectors.conftest import Server
 from tests.servers import DovecotServer, MailUser
 

@@ -23,7 +23,7 @@ from crmsync.connectors import imap_fetch
 from crmsync.connectors.base import IdleOutcome
 from crmsync.connectors.endpoints import Credentials, Security
 from crmsync.connectors.imap import ImapConnection
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 from tests.integration.connectors.conftest import Server
 from tests.servers import DovecotServer, MailUser
 

@@ -17,7 +17,7 @@ import pytest
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
 from crmsync.connectors.imap import ImapConnection
 from crmsync.connectors.oauth import TokenGrant, refresh_access_token
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 from tests.servers import DovecotServer, MailUser
 from tests.servers.oauth import OAuthClient, OAuthServer
 

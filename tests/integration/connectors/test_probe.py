@@ -11,7 +11,7 @@ import pytest
 
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
 from crmsync.connectors.probe import PLAIN_SKIPPED, ProbeResult
-from crmsync.sync.errors import ErrorCode
+from crmsync.core.errors import ErrorCode
 from tests.integration.connectors.conftest import HOST, PROTOCOLS, STEPS, Server, probe
 from tests.servers import MailUser
 

@@ -16,7 +16,7 @@ from crmsync.connectors.base import SendResult
 from crmsync.connectors.endpoints import Credentials, Security
 from crmsync.connectors.imap import ImapConnection
 from crmsync.connectors.smtp import SmtpConnection
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 from tests.integration.connectors.conftest import Server
 from tests.servers import DovecotServer, MailUser, SmtpFault, SmtpServer, SmtpStage
 

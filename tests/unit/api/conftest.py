@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.store import Store
 from tests.conftest import Org

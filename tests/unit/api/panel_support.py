@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from crmsync.api.app import API_PREFIX, create_app
+from crmsync.api.app import API_PREFIX
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Mailbox, MailboxMessage, User

@@ -18,7 +18,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.auth import digest_token
 from crmsync.crm.models import Account

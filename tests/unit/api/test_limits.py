@@ -26,7 +26,7 @@ import uvicorn
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.store import Store
 

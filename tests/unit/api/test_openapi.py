@@ -19,9 +19,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from crmsync.api import problems
-from crmsync.api.app import API_PREFIX, create_app
+from crmsync.api.app import API_PREFIX
 from crmsync.api.openapi import BEARER, SESSION_COOKIE, install_openapi
 from crmsync.api.problems import PROBLEM_JSON
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.errors import CrmError
 from crmsync.crm.secrets import SecretBox

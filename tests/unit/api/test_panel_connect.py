@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from crmsync.api.csrf import CSRF_HEADER
+from crmsync.core.types import TokenKind
 from crmsync.crm import connect
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.org import ApiToken, User
 from crmsync.crm.store import Store
-from crmsync.crm.types import TokenKind
 from tests.conftest import Org
 from tests.unit.api.panel_support import PANEL, bearer, panel_client
 

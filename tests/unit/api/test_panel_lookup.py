@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import CorrelationMethod, RecordType
 from crmsync.crm import connect
 from crmsync.crm.auth import issue_token
 from crmsync.crm.mailboxes import create_mailbox_for
@@ -19,7 +20,6 @@ from crmsync.crm.models import Account, Contact, Email, Lead
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.store import Store
-from crmsync.crm.types import CorrelationMethod, RecordType
 from tests.conftest import Org
 from tests.unit.api.panel_support import PANEL, bearer, panel_client
 

@@ -227,8 +227,8 @@ def test_passwords_never_come_back(client: TestClient, admin: dict[str, str]) ->
 def test_an_email_on_its_way_out_cannot_be_edited(
     client: TestClient, admin: dict[str, str], store: Store
 ) -> None:
+    from crmsync.core.types import EmailStatus
     from crmsync.crm.models import Email
-    from crmsync.crm.types import EmailStatus
 
     created = client.post(f"{API}/emails", json={"subject": "going out"}, headers=admin).json()
     with store.transaction() as session:

@@ -31,8 +31,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import delete
 
-from crmsync.api.app import API_PREFIX, create_app
+from crmsync.api.app import API_PREFIX
 from crmsync.api.openapi import install_openapi
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.auth import issue_token
 from crmsync.crm.models import Base

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security, xoauth2_string
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 from tests.servers.tls import make_tls_material
 
 GOOGLE_TOKEN = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"

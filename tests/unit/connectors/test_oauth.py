@@ -21,7 +21,7 @@ from crmsync.connectors.oauth import (
     refresh_access_token,
     translate,
 )
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 E = ErrorCode
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ import pytest
 from crmsync.connectors.endpoints import Endpoint, Security
 from crmsync.connectors.imap import ImapConnection
 from crmsync.connectors.quirks import DOVECOT, GENERIC, MINIMAL, quirks_for
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 DOVECOT_GREETING = b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ IDLE] Dovecot ready."
 

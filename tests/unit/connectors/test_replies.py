@@ -14,7 +14,7 @@ from crmsync.connectors.replies import (
     smtp_error_code,
     text_of,
 )
-from crmsync.sync.errors import ErrorCode
+from crmsync.core.errors import ErrorCode
 
 E = ErrorCode
 

@@ -16,7 +16,7 @@ from imapclient.exceptions import CapabilityError, LoginError
 
 from crmsync.connectors import imap, pop3, smtp
 from crmsync.connectors.transport import map_error, mapped_errors, redact
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 
 E = ErrorCode
 WHERE = "127.0.0.1:41234"

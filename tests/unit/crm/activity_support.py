@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from crmsync.core.types import RecordType
 from crmsync.crm import activities
 from crmsync.crm.access import Principal
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Email
-from crmsync.crm.types import RecordType
 
 
 def add_email(

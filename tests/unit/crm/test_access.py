@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from crmsync.core.types import Participation, Privilege, RecordType
 from crmsync.crm import access, activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.errors import Forbidden, InvalidReference, NotFound
 from crmsync.crm.models import Account, Contact, Email, Team
 from crmsync.crm.setup import READ_ONLY
 from crmsync.crm.timeline import timeline
-from crmsync.crm.types import Participation, Privilege, RecordType
 from tests.conftest import Org, make_org
 
 

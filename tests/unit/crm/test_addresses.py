@@ -7,10 +7,11 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import RecordType
 from crmsync.crm import records
-from crmsync.crm.addresses import lookup, normalise_address
+from crmsync.crm.addresses import lookup
 from crmsync.crm.models import Contact, Queue, User, UserAddress
-from crmsync.crm.types import RecordType
 from tests.conftest import Org
 
 

@@ -10,8 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.connectors.probe import ProbeResult, ProbeStep
+from crmsync.core.alerts import AlertCode
+from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.types import AlertSeverity, AlertState, Channel, ServerType
 from crmsync.crm.alerts import (
-    MAJORITY_FAILING,
     acknowledge_alert,
     dismiss_alert,
     mark_channel_ok,
@@ -22,10 +24,8 @@ from crmsync.crm.errors import NotFound
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Alert, EmailServerProfile, Mailbox, User
 from crmsync.crm.secrets import SecretBox
-from crmsync.crm.types import AlertSeverity, AlertState, Channel, ServerType
 from crmsync.sync import check_enable
 from crmsync.sync.check_enable import ChannelOutcome, check_and_enable
-from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.health import record_failure
 from tests.conftest import Org
 
@@ -97,7 +97,7 @@ def test_a_passing_test_and_enable_resolves_what_the_failing_one_raised(
         open_codes = {
             alert.code for alert in visible_alerts(session, admin, states=(AlertState.OPEN,)).items
         }
-        assert {"AUTH_MECHANISM_UNSUPPORTED", MAJORITY_FAILING} <= open_codes
+        assert {"AUTH_MECHANISM_UNSUPPORTED", AlertCode.PROFILE_MAJORITY_FAILING} <= open_codes
 
     answer[0] = None
     passed = check_and_enable(org.store, box, mailbox_id)
@@ -107,11 +107,11 @@ def test_a_passing_test_and_enable_resolves_what_the_failing_one_raised(
         still_open = visible_alerts(session, admin, states=(AlertState.OPEN,)).items
         assert {alert.code for alert in still_open} <= {"APPROVAL_PENDING"}
         alerts = _by_code(session)
-        for code in ("AUTH_MECHANISM_UNSUPPORTED", MAJORITY_FAILING):
+        for code in ("AUTH_MECHANISM_UNSUPPORTED", AlertCode.PROFILE_MAJORITY_FAILING):
             assert alerts[code].state is AlertState.RESOLVED
             assert alerts[code].resolved_at is not None
         assert "succeeded again" in alerts["AUTH_MECHANISM_UNSUPPORTED"].resolution
-        assert "0 of 1" in (alerts[MAJORITY_FAILING].resolution or "")
+        assert "0 of 1" in (alerts[AlertCode.PROFILE_MAJORITY_FAILING].resolution or "")
 
 
 def test_a_channel_that_syncs_again_resolves_its_alerts_only(org: Org) -> None:
@@ -150,7 +150,7 @@ def test_most_mailboxes_failing_resolves_when_the_share_drops(
     with org.store.transaction() as session:
         for index, mailbox_id in enumerate(ids[:failing]):
             _fail(session, mailbox_id, ErrorCode.AUTH_FAILED, NOW + timedelta(minutes=index))
-        majority = _by_code(session)[MAJORITY_FAILING]
+        majority = _by_code(session)[AlertCode.PROFILE_MAJORITY_FAILING]
         assert majority.state is AlertState.OPEN
         _recover(session, ids[0], NOW + timedelta(minutes=10))
         expected = AlertState.OPEN if still_majority else AlertState.RESOLVED

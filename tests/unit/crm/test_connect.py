@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from crmsync.core.types import TokenKind
 from crmsync.crm import connect, throttle
 from crmsync.crm.auth import (
     GENERAL_KINDS,
@@ -21,7 +22,6 @@ from crmsync.crm.auth import (
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import AuthenticationFailed, Forbidden
 from crmsync.crm.models.org import ApiToken, User
-from crmsync.crm.types import TokenKind
 from tests.conftest import Org
 
 codes = st.text(alphabet=connect.CODE_ALPHABET, min_size=8, max_size=8)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from crmsync.core.types import Channel, CorrelationMethod, Participation, RecordType
 from crmsync.crm import activities, email_actions, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.email_actions import split_name
@@ -29,7 +30,6 @@ from crmsync.crm.models import (
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import TrackingPreferences, TrackScope
 from crmsync.crm.timeline import timeline
-from crmsync.crm.types import Channel, CorrelationMethod, Participation, RecordType
 from crmsync.sync.context import load_context
 from crmsync.sync.prepare import Ready, prepare_one
 from crmsync.sync.tracker import decide_message, gather

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
+from crmsync.core.types import Channel, RecordType
 from crmsync.crm.models import Mailbox, MailboxChannel, RolePrivilege
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel, RecordType
 
 FIRST_REVISION = "7e23069821ac"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from crmsync.core.types import Participation
 from crmsync.crm.panel_lookup import Participant, message_id_forms, parse_participants
-from crmsync.crm.types import Participation
 
 FROM, TO, CC = Participation.FROM, Participation.TO, Participation.CC
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from crmsync.core.types import Channel
 from crmsync.crm import directory, preferences
 from crmsync.crm.errors import Forbidden, NotFound
 from crmsync.crm.models import Mailbox, User
 from crmsync.crm.preferences import InvalidPreference
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
-from crmsync.crm.types import Channel
 from crmsync.sync.context import load_context
 from crmsync.tracking.filters import TrackingScope
 from tests.conftest import Org, make_org

@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crmsync.core.types import RecordType
 from crmsync.crm import records
 from crmsync.crm.models import Account, Case, Contact, Lead, Opportunity
 from crmsync.crm.search import SearchHit, escape_like, search
-from crmsync.crm.types import RecordType
 from tests.conftest import Org
 
 

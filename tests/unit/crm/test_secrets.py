@@ -12,10 +12,10 @@ from pydantic import SecretStr
 from sqlalchemy import select, text
 
 from crmsync.config import Settings
+from crmsync.core.types import CredentialScope, ServerType
 from crmsync.crm import profiles
 from crmsync.crm.models import EmailServerProfile
 from crmsync.crm.secrets import SecretBox, SecretKeyError, rotate_all
-from crmsync.crm.types import CredentialScope, ServerType
 from tests.conftest import Org
 
 KEY = SecretBox.generate_key()

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.types import Channel, ChannelStatus, ServerType
 from crmsync.crm import stats
 from crmsync.crm.errors import NotFound
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import EmailServerProfile, Mailbox, SyncPass, User
 from crmsync.crm.stats import PassFigures, Window, record_pass
-from crmsync.crm.types import Channel, ChannelStatus, ServerType
 from tests.conftest import Org
 
 # Half past an hour, so a pass "now" and one 30 minutes ago share the current bucket.

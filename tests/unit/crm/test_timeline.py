@@ -10,13 +10,13 @@ from functools import partial
 
 import pytest
 
+from crmsync.core.types import Participation, RecordType
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models import Account, Case, Contact, Opportunity, Task
 from crmsync.crm.pagination import Page
 from crmsync.crm.timeline import TimelineItem, Via, timeline
-from crmsync.crm.types import Participation, RecordType
 from tests.conftest import Org
 from tests.unit.crm.activity_support import add_email
 

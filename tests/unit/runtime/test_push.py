@@ -13,8 +13,8 @@ from typing import Any
 
 from crmsync.connectors.base import IdleOutcome
 from crmsync.connectors.endpoints import Credentials, Endpoint, Security
+from crmsync.core.errors import ErrorCode, SyncError
 from crmsync.runtime.push import MAX_BACKOFF_SECONDS, IdleWatcher
-from crmsync.sync.errors import ErrorCode, SyncError
 
 MAILBOX = uuid.uuid4()
 ENDPOINT = Endpoint("imap.test", 993, Security.IMPLICIT_TLS)

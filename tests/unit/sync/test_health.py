@@ -9,12 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from crmsync.core.alerts import AlertCode
+from crmsync.core.errors import CATALOGUE, ErrorCode, RetryPolicy, SyncError
+from crmsync.core.types import AlertSeverity, Channel, ServerType
 from crmsync.crm.alerts import purge_older_than, raise_alert, visible_alerts
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Alert, EmailServerProfile, Mailbox, User
-from crmsync.crm.types import AlertSeverity, Channel, ServerType
-from crmsync.sync.errors import CATALOGUE, ErrorCode, RetryPolicy, SyncError
-from crmsync.sync.health import MAJORITY_FAILING, record_failure
+from crmsync.sync.health import record_failure
 from tests.conftest import Org
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -101,7 +102,9 @@ def test_most_mailboxes_of_a_profile_failing_alerts_the_profile_owner(org: Org) 
                 policy=policy,
                 now=NOW + timedelta(minutes=index),
             )
-            majority = session.scalars(select(Alert).where(Alert.code == MAJORITY_FAILING)).all()
+            majority = session.scalars(
+                select(Alert).where(Alert.code == AlertCode.PROFILE_MAJORITY_FAILING)
+            ).all()
             assert len(majority) == index  # 1 of 3 is not a majority; 2 of 3 is
         assert majority[0].profile_owner_id == org.admin_id
 

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from crmsync.core.types import Channel
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Mailbox, User
 from crmsync.crm.models.mail import MailboxChannel
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel
 from crmsync.sync import leases
 from crmsync.sync.leases import acquire, release
 from tests.conftest import Org

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crmsync.connectors.base import SendResult
-from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.outgoing_decide import Lookup, Verdict, after_lookup, after_send
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

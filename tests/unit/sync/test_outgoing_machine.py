@@ -45,6 +45,8 @@ from sqlalchemy import select
 
 from crmsync.connectors.base import FolderStatus, SendResult
 from crmsync.connectors.endpoints import Credentials, Endpoint
+from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.types import Approval, Channel, EmailStatus, Participation, ServerType
 from crmsync.crm import activities, directory, mailboxes, outbound, profiles
 from crmsync.crm.access import Principal, load_principal
 from crmsync.crm.activities import PartySpec
@@ -54,8 +56,6 @@ from crmsync.crm.errors import Conflict
 from crmsync.crm.models import Email, Mailbox, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
-from crmsync.crm.types import Approval, Channel, EmailStatus, Participation, ServerType
-from crmsync.sync.errors import ErrorCode, RetryPolicy, SyncError
 from crmsync.sync.outgoing import OutgoingOptions, sync_outgoing
 from crmsync.sync.outgoing_io import SentFolderSession, SmtpSession
 from tests.conftest import make_org

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from crmsync.sync.errors import ErrorCode, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 from crmsync.sync.overlap import ahead
 
 

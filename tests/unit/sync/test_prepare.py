@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from crmsync.core.errors import ErrorCode, SyncError
 from crmsync.crm.blobfiles import STAGING, blob_path, digest
 from crmsync.sync import prepare
-from crmsync.sync.errors import ErrorCode, SyncError
 from crmsync.sync.prepare import (
     Fetched,
     PendingBatch,

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from crmsync.connectors.base import FolderStatus, MessageMeta, RawMessage
+from crmsync.core.errors import ErrorCode
+from crmsync.core.types import Approval, Channel, ConnectionSecurity, ServerType
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Alert, EmailServerProfile, FolderCursor, Mailbox, User
 from crmsync.crm.secrets import SecretBox
-from crmsync.crm.types import Approval, Channel, ConnectionSecurity, ServerType
 from crmsync.sync import incoming_imap
-from crmsync.sync.errors import ErrorCode
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
 from crmsync.sync.incoming_imap import MAX_UIDVALIDITY_RESYNCS, reset_uidvalidity_resyncs
 from tests.conftest import Org

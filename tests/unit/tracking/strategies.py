@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 
-from crmsync.crm.types import RecordType
+from crmsync.core.types import RecordType
 from crmsync.tracking.correlate import KnownEmail
 from crmsync.tracking.parse import Address, ParsedMessage
 

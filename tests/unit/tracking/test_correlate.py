@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.crm.types import CorrelationMethod, RecordType
+from crmsync.core.types import CorrelationMethod, RecordType
 from crmsync.tracking.correlate import (
     Candidates,
     Correlation,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.crm.types import RecordType
+from crmsync.core.types import RecordType
 from crmsync.tracking.filters import (
     BlockList,
     TrackDecision,

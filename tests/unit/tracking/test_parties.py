@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.crm.types import Participation, RecordType
+from crmsync.core.types import Participation, RecordType
 from crmsync.tracking.parse import Address, ParsedMessage
 from crmsync.tracking.parties import (
     PartyOptions,

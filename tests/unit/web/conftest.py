@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from crmsync.api.app import create_app
+from crmsync.app import create_app
 from crmsync.config import Settings
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.core.types import AlertCause, AlertSeverity, AlertState, Channel, ItemResolution
 from crmsync.crm.alerts import raise_alert
 from crmsync.crm.auth import hash_password
 from crmsync.crm.db import utcnow
@@ -19,7 +20,6 @@ from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.records import create_record
 from crmsync.crm.settings import TrackingPreferences
 from crmsync.crm.store import Store
-from crmsync.crm.types import AlertCause, AlertSeverity, AlertState, Channel, ItemResolution
 from crmsync.sync.incoming import store_batch
 from crmsync.sync.prepare import Fetched, discard_leftovers, prepare_fetched
 from crmsync.sync.triage import engine_context

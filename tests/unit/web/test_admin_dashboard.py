@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from crmsync.core.types import Channel
 from crmsync.crm.auth import hash_password
 from crmsync.crm.db import utcnow
 from crmsync.crm.models import User
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel
 from tests.conftest import Org
 from tests.unit.crm.test_stats import add_pass, make_boxes
 from tests.unit.web.conftest import assert_needs_login, log_in

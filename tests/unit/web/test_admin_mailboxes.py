@@ -13,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.core.errors import CATALOGUE, ErrorCode
+from crmsync.core.types import Approval, Channel, ChannelStatus, ServerType
 from crmsync.crm import directory, mailboxes, profiles
 from crmsync.crm.auth import hash_password
 from crmsync.crm.db import utcnow
@@ -20,8 +22,6 @@ from crmsync.crm.models.mail import EmailServerProfile, ItemFailure, Mailbox
 from crmsync.crm.models.org import User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
-from crmsync.crm.types import Approval, Channel, ChannelStatus, ServerType
-from crmsync.sync.errors import CATALOGUE, ErrorCode
 from tests.conftest import Org
 from tests.unit.web.conftest import csrf_token, log_in
 

@@ -7,9 +7,9 @@ import lxml.html
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.core.types import OutgoingAuth
 from crmsync.crm.models.mail import EmailServerProfile
 from crmsync.crm.store import Store
-from crmsync.crm.types import OutgoingAuth
 from tests.conftest import Org
 from tests.unit.web.conftest import log_in
 

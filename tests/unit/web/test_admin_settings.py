@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.core.types import AlertSeverity, AlertState, Approval, Channel, ChannelStatus
 from crmsync.crm.alerts import raise_alert, record_item_failure
 from crmsync.crm.auth import hash_password
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.org import Organisation, User
-from crmsync.crm.types import AlertSeverity, AlertState, Approval, Channel, ChannelStatus
 from tests.conftest import Org
 from tests.unit.web.conftest import log_in
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from crmsync.core.types import TokenKind
 from crmsync.crm.auth import hash_password, issue_token
 from crmsync.crm.models.org import User
-from crmsync.crm.types import TokenKind
 from crmsync.web.deps import login_url, safe_next
 from tests.conftest import Org
 from tests.unit.web.conftest import log_in

@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.core.types import EmailStatus, Participation
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.auth import hash_password
 from crmsync.crm.models import Account, Contact, Email, Mailbox, MailboxMessage, User
-from crmsync.crm.types import EmailStatus, Participation
 from crmsync.sync import manual_track
 from crmsync.web.pages.emails import WRITTEN_IN_CRM
 from tests.conftest import Org

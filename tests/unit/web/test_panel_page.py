@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from crmsync.core.types import TokenKind
 from crmsync.crm.models.org import ApiToken, User
 from crmsync.crm.store import Store
-from crmsync.crm.types import TokenKind
 from crmsync.web.pages.panel import OFFICE_JS
 from crmsync.web.security import DEFAULT_CSP
 from tests.conftest import Org

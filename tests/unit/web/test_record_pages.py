@@ -15,11 +15,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from lxml import html as lxml_html
 
+from crmsync.core.types import Direction, EmailStatus, Participation, RecordType
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.auth import hash_password
 from crmsync.crm.models import Account, Case, Contact, Lead, Opportunity, Task, User
-from crmsync.crm.types import Direction, EmailStatus, Participation, RecordType
 from tests.conftest import Org
 from tests.unit.crm.activity_support import add_email
 from tests.unit.web.conftest import assert_needs_login, log_in

@@ -14,10 +14,10 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from lxml import html as lxml_html
 
+from crmsync.core.types import TokenKind
 from crmsync.crm.auth import issue_token
 from crmsync.crm.models.org import ApiToken, User
 from crmsync.crm.store import Store
-from crmsync.crm.types import TokenKind
 from tests.conftest import Org
 from tests.unit.web.conftest import assert_needs_login, csrf_token, log_in
 

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request, Response
 
 from crmsync.api.deps import CurrentPrincipal, CurrentUser, SessionDep, token_from
 from crmsync.api.schemas import org as schemas
+from crmsync.core.types import Depth, Privilege, RecordType
 from crmsync.crm import directory, passwords
 from crmsync.crm.access import Principal
 from crmsync.crm.models.org import BusinessUnit, SecurityRole, Team, User
 from crmsync.crm.setup import root_business_unit
-from crmsync.crm.types import Depth, Privilege, RecordType
 
 router = APIRouter()
 

@@ -34,10 +34,10 @@ from crmsync.api.schemas.email_actions import (
     TrackResult,
     UntrackResult,
 )
+from crmsync.core.types import RecordType
 from crmsync.crm import email_actions
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.records import Contact
-from crmsync.crm.types import RecordType
 from crmsync.sync import manual_track
 
 router = APIRouter(tags=["emails"])

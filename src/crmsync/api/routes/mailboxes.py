@@ -19,12 +19,12 @@ from crmsync.api.deps import (
 from crmsync.api.routes.records import CursorQuery, LimitQuery
 from crmsync.api.schemas import mail as schemas
 from crmsync.api.schemas.common import Page
+from crmsync.core.types import AlertSeverity, Approval, Privilege
 from crmsync.crm import access, alerts, directory, mailboxes, profiles
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxTest
 from crmsync.crm.models.org import Queue
 from crmsync.crm.setup import root_business_unit
-from crmsync.crm.types import AlertSeverity, Approval, Privilege
 from crmsync.sync.check_enable import check_and_enable
 
 router = APIRouter()

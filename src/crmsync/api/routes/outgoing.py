@@ -19,10 +19,10 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from crmsync.api.deps import CurrentPrincipal, SessionDep
+from crmsync.core.types import ActivityState, EmailStatus, Privilege
 from crmsync.crm import outbound
 from crmsync.crm.activities import get_activity
 from crmsync.crm.models.activities import Email
-from crmsync.crm.types import ActivityState, EmailStatus, Privilege
 
 router = APIRouter(prefix="/emails", tags=["emails"])
 

@@ -46,11 +46,11 @@ from crmsync.api.schemas.panel import (
     PersonPublic,
     RecordRefPublic,
 )
+from crmsync.core.types import Participation
 from crmsync.crm import connect, panel_lookup, throttle
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import AuthenticationFailed
 from crmsync.crm.panel_lookup import Match, PanelLookup, RecordRef
-from crmsync.crm.types import Participation
 
 router = APIRouter(prefix="/panel", tags=["panel"])
 

@@ -18,11 +18,11 @@ from crmsync.api.schemas import activities as activity_schemas
 from crmsync.api.schemas import records as record_schemas
 from crmsync.api.schemas.activities import TimelineEntry
 from crmsync.api.schemas.common import AssignRequest, Page, ShareRequest
+from crmsync.core.types import ACTIVITY_TYPES, RecordType
 from crmsync.crm.activities import ACTIVITY_MODELS
 from crmsync.crm.pagination import MAX_PAGE
 from crmsync.crm.records import RECORD_MODELS, assign_record, share_record
 from crmsync.crm.timeline import timeline
-from crmsync.crm.types import ACTIVITY_TYPES, RecordType
 
 CursorQuery = Query(default=None, description="From the previous page's next_cursor.")
 LimitQuery = Query(default=50, ge=1, le=MAX_PAGE)

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 
 from crmsync.api.deps import PanelPrincipal, SessionDep
 from crmsync.api.schemas.search import SearchHitPublic, SearchResults, SearchType
+from crmsync.core.types import RecordType
 from crmsync.crm import search
-from crmsync.crm.types import RecordType
 
 router = APIRouter(tags=["search"])
 

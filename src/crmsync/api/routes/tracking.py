@@ -11,10 +11,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from crmsync.api.deps import CurrentPrincipal, SessionDep
+from crmsync.core.types import CorrelationMethod
 from crmsync.crm import email_context
 from crmsync.crm.activities import get_activity
 from crmsync.crm.models.activities import Email
-from crmsync.crm.types import CorrelationMethod
 
 router = APIRouter(tags=["emails"])
 

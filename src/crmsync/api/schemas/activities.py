@@ -8,8 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from crmsync.api.schemas.common import EmailAddress, Moment, OwnedPublic, WholeNumber, partial
-from crmsync.crm.timeline import TimelineItem
-from crmsync.crm.types import (
+from crmsync.core.types import (
     ActivityState,
     CorrelationMethod,
     Direction,
@@ -18,6 +17,7 @@ from crmsync.crm.types import (
     Priority,
     RecordType,
 )
+from crmsync.crm.timeline import TimelineItem
 
 PartyType = Literal["user", "queue", "contact", "account", "lead"]
 RegardingType = Literal["account", "contact", "lead", "opportunity", "case"]

@@ -16,7 +16,7 @@ from pydantic import (
     create_model,
 )
 
-from crmsync.crm.addresses import normalise_address
+from crmsync.core.addresses import normalise_address
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crmsync.api.schemas.activities import EmailPublic, RegardingType
 from crmsync.api.schemas.common import EmailAddress
-from crmsync.crm.types import RecordType
+from crmsync.core.types import RecordType
 
 
 class RegardingSet(BaseModel):

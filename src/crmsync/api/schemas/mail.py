@@ -18,7 +18,7 @@ from crmsync.api.schemas.common import (
     WholeNumber,
     omittable,
 )
-from crmsync.crm.types import (
+from crmsync.core.types import (
     AlertSeverity,
     Approval,
     AuthMethod,

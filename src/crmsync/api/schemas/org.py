@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from crmsync.api.schemas.common import AS_WHOLE_NUMBER, EmailAddress, omittable
-from crmsync.crm.types import Depth, Privilege, RecordType, TokenKind
+from crmsync.core.types import Depth, Privilege, RecordType, TokenKind
 
 Name = Field(min_length=1, max_length=200)
 # No white space, by every regex dialect's idea of it: ECMA's \s (what clients check) lacks

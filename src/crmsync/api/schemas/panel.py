@@ -8,9 +8,9 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from crmsync.api.schemas.common import AS_WHOLE_NUMBER
+from crmsync.core.types import CorrelationMethod, Participation, RecordType
 from crmsync.crm import connect
 from crmsync.crm.panel_lookup import EmailState, Resolution
-from crmsync.crm.types import CorrelationMethod, Participation, RecordType
 
 # Control characters have no place in a name people read, and PostgreSQL refuses NUL.
 PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"

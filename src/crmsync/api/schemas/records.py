@@ -8,7 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from crmsync.api.schemas.common import EmailAddress, Moment, OwnedPublic, partial
-from crmsync.crm.types import Priority, RecordState
+from crmsync.core.types import Priority, RecordState
 
 
 class RecordCreate(BaseModel):

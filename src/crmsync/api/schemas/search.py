@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crmsync.crm.types import RecordType
+from crmsync.core.types import RecordType
 
 SearchType = Literal["account", "contact", "lead", "opportunity", "case"]
 

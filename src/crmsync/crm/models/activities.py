@@ -28,9 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crmsync.crm.db import Base, IdMixin, TimestampMixin, utcnow
-from crmsync.crm.models.records import OwnedMixin
-from crmsync.crm.types import (
+from crmsync.core.types import (
     ActivityState,
     CorrelationMethod,
     Direction,
@@ -38,8 +36,9 @@ from crmsync.crm.types import (
     Participation,
     Priority,
     RecordType,
-    db_enum,
 )
+from crmsync.crm.db import Base, IdMixin, TimestampMixin, db_enum, utcnow
+from crmsync.crm.models.records import OwnedMixin
 
 
 class Activity(IdMixin, TimestampMixin, OwnedMixin, Base):

@@ -39,9 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crmsync.crm.db import Base, IdMixin, TimestampMixin, utcnow
-from crmsync.crm.models.records import OwnedMixin
-from crmsync.crm.types import (
+from crmsync.core.types import (
     AlertCause,
     AlertSeverity,
     AlertState,
@@ -57,8 +55,9 @@ from crmsync.crm.types import (
     RecordType,
     ServerType,
     SyncMethod,
-    db_enum,
 )
+from crmsync.crm.db import Base, IdMixin, TimestampMixin, db_enum, utcnow
+from crmsync.crm.models.records import OwnedMixin
 
 
 class EmailServerProfile(IdMixin, TimestampMixin, OwnedMixin, Base):

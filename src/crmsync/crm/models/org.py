@@ -25,8 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crmsync.crm.db import Base, IdMixin, TimestampMixin
-from crmsync.crm.types import Depth, Privilege, RecordType, TokenKind, db_enum
+from crmsync.core.types import Depth, Privilege, RecordType, TokenKind
+from crmsync.crm.db import Base, IdMixin, TimestampMixin, db_enum
 
 team_members = Table(
     "team_members",

@@ -14,8 +14,8 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Numeric, String, Text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from crmsync.crm.db import Base, IdMixin, TimestampMixin
-from crmsync.crm.types import Priority, RecordState, RecordType, db_enum
+from crmsync.core.types import Priority, RecordState, RecordType
+from crmsync.crm.db import Base, IdMixin, TimestampMixin, db_enum
 
 
 class OwnedMixin:

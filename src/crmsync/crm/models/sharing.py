@@ -13,8 +13,8 @@ import uuid
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crmsync.crm.db import Base, IdMixin, TimestampMixin
-from crmsync.crm.types import RecordType, db_enum
+from crmsync.core.types import RecordType
+from crmsync.crm.db import Base, IdMixin, TimestampMixin, db_enum
 
 
 class RecordShare(IdMixin, TimestampMixin, Base):

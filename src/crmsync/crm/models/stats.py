@@ -20,8 +20,8 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crmsync.crm.db import Base, IdMixin
-from crmsync.crm.types import Channel, db_enum
+from crmsync.core.types import Channel
+from crmsync.crm.db import Base, IdMixin, db_enum
 
 
 class SyncPass(IdMixin, Base):

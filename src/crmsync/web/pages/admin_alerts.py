@@ -32,12 +32,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.api.deps import SessionDep, StoreDep
+from crmsync.core.types import CUSTOMER_RECORD_TYPES, AlertState, RecordType
 from crmsync.crm import alerts as alert_service
 from crmsync.crm import search as search_service
 from crmsync.crm.errors import CrmError, InvalidReference, NotFound
 from crmsync.crm.models.mail import Alert, EmailServerProfile, Mailbox
 from crmsync.crm.models.org import User
-from crmsync.crm.types import CUSTOMER_RECORD_TYPES, AlertState, RecordType
 from crmsync.sync import triage
 from crmsync.sync.triage import ItemKind
 from crmsync.web import flash

@@ -35,13 +35,13 @@ from sqlalchemy.orm import Session
 
 from crmsync.api.deps import SecretBoxDep, SessionDep, StoreDep
 from crmsync.api.schemas.mail import MailboxUpdate
+from crmsync.core.types import Approval, Privilege
 from crmsync.crm import access, mailboxes
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxTest
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
-from crmsync.crm.types import Approval, Privilege
 from crmsync.sync.check_enable import is_stale, planned_steps, run_check, start_check
 from crmsync.web import flash
 from crmsync.web.admin_forms import MAILBOX_SECTIONS, Parsed, parse, saved, shown_from

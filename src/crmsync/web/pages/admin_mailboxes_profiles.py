@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 from crmsync.api.deps import SecretBoxDep, SessionDep
 from crmsync.api.schemas.mail import ProfileCreate, ProfileUpdate
+from crmsync.core.types import Privilege, ServerType
 from crmsync.crm import access, profiles
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
-from crmsync.crm.types import Privilege, ServerType
 from crmsync.web import flash
 from crmsync.web.admin_forms import PROFILE_SECTIONS, Parsed, parse, saved, shown_from
 from crmsync.web.deps import AdminViewer, Viewer

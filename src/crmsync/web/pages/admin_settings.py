@@ -33,12 +33,12 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from crmsync.api.deps import SessionDep
+from crmsync.core.types import AlertSeverity
 from crmsync.crm import organisation
 from crmsync.crm.errors import Forbidden, NotFound
 from crmsync.crm.organisation import InvalidSetting
 from crmsync.crm.overview import overview
 from crmsync.crm.settings import OrganisationSettings
-from crmsync.crm.types import AlertSeverity
 from crmsync.tracking.compose import outgoing_subject
 from crmsync.tracking.token import TokenFormat, example_token
 from crmsync.web import flash

@@ -36,14 +36,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy.orm import Session
 
 from crmsync.api.deps import SessionDep, StoreDep
-from crmsync.crm import access, email_actions, email_context, outbound
-from crmsync.crm.activities import PartySpec, create_activity, get_activity
-from crmsync.crm.addresses import normalise_address
-from crmsync.crm.errors import CrmError, InvalidReference, NotFound
-from crmsync.crm.models.activities import Attachment, Email
-from crmsync.crm.search import search
-from crmsync.crm.store import Store
-from crmsync.crm.types import (
+from crmsync.core.addresses import normalise_address
+from crmsync.core.types import (
     CUSTOMER_RECORD_TYPES,
     CorrelationMethod,
     Direction,
@@ -52,6 +46,12 @@ from crmsync.crm.types import (
     Privilege,
     RecordType,
 )
+from crmsync.crm import access, email_actions, email_context, outbound
+from crmsync.crm.activities import PartySpec, create_activity, get_activity
+from crmsync.crm.errors import CrmError, InvalidReference, NotFound
+from crmsync.crm.models.activities import Attachment, Email
+from crmsync.crm.search import search
+from crmsync.crm.store import Store
 from crmsync.sync import manual_track
 from crmsync.tracking.parse import MalformedMessage, ParseLimits, parse_message
 from crmsync.web import flash

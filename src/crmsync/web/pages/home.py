@@ -24,8 +24,8 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from crmsync.api.deps import SessionDep
+from crmsync.core.types import RecordType
 from crmsync.crm.search import search as search_records
-from crmsync.crm.types import RecordType
 from crmsync.web.deps import CurrentViewer
 from crmsync.web.record_view import TYPE_LABELS
 from crmsync.web.templating import record_url, render

@@ -36,13 +36,13 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from crmsync.api.deps import SessionDep
+from crmsync.core.types import CUSTOMER_RECORD_TYPES, RecordState, RecordType
 from crmsync.crm import directory
 from crmsync.crm.access import Principal
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.org import User
 from crmsync.crm.models.records import Account, Case, Contact, CustomerRecord, Lead, Opportunity
 from crmsync.crm.records import RECORD_MODELS, get_record, list_records
-from crmsync.crm.types import CUSTOMER_RECORD_TYPES, RecordState, RecordType
 from crmsync.web.deps import CurrentViewer
 from crmsync.web.record_view import (
     TYPE_LABELS,

@@ -24,10 +24,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from crmsync.api.deps import SessionDep
+from crmsync.core.types import TokenKind
 from crmsync.crm import auth
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.org import ApiToken
-from crmsync.crm.types import TokenKind
 from crmsync.web import flash
 from crmsync.web.deps import CurrentViewer
 from crmsync.web.templating import render

@@ -1,4 +1,6 @@
-"""The vocabulary of the record store: record types, privileges, depths, states.
+"""The shared vocabulary: record types, privileges, depths, states, channels, protocols.
+
+Every layer names these the same way; this module imports nothing of crmsync and no ORM.
 
 Modes are Enums, never magic strings. Values are stored as their ``value`` strings, so the
 database stays readable and portable between SQLite and PostgreSQL.
@@ -7,9 +9,6 @@ database stays readable and portable between SQLite and PostgreSQL.
 from __future__ import annotations
 
 import enum
-from typing import Any
-
-from sqlalchemy import Enum as SAEnum
 
 
 class RecordType(enum.StrEnum):
@@ -119,6 +118,21 @@ class Priority(enum.StrEnum):
     HIGH = "high"
 
 
+class Protocol(enum.StrEnum):
+    """What a channel speaks to its server."""
+
+    IMAP = "imap"
+    POP3 = "pop3"
+    SMTP = "smtp"
+    EWS = "ews"
+    GRAPH = "graph"
+
+    @property
+    def is_internet_mail(self) -> bool:
+        """IMAP or POP3: an incoming protocol that sends through SMTP beside it."""
+        return self in (Protocol.IMAP, Protocol.POP3)
+
+
 class ServerType(enum.StrEnum):
     IMAP_SMTP = "imap_smtp"
     POP3_SMTP = "pop3_smtp"
@@ -128,18 +142,18 @@ class ServerType(enum.StrEnum):
     OUTLOOK_COM = "outlook_com"  # IMAP/SMTP preset
 
     @property
-    def incoming_protocol(self) -> str:
-        """'imap', 'pop3', 'ews' or 'graph'."""
+    def incoming_protocol(self) -> Protocol:
+        """IMAP, POP3, EWS or GRAPH."""
         return _INCOMING_PROTOCOL[self]
 
 
 _INCOMING_PROTOCOL = {
-    ServerType.IMAP_SMTP: "imap",
-    ServerType.POP3_SMTP: "pop3",
-    ServerType.EXCHANGE_SERVER: "ews",
-    ServerType.EXCHANGE_ONLINE: "graph",
-    ServerType.GMAIL: "imap",
-    ServerType.OUTLOOK_COM: "imap",
+    ServerType.IMAP_SMTP: Protocol.IMAP,
+    ServerType.POP3_SMTP: Protocol.POP3,
+    ServerType.EXCHANGE_SERVER: Protocol.EWS,
+    ServerType.EXCHANGE_ONLINE: Protocol.GRAPH,
+    ServerType.GMAIL: Protocol.IMAP,
+    ServerType.OUTLOOK_COM: Protocol.IMAP,
 }
 
 
@@ -238,19 +252,3 @@ class TokenKind(enum.StrEnum):
     # A one-time code typed into the side panel and exchanged for a PANEL token
     # (crm/connect.py). It authenticates nothing.
     CONNECT_CODE = "connect_code"
-
-
-def db_enum(enum_class: type[enum.Enum], length: int = 32) -> SAEnum:
-    """A portable string column for an Enum: stores values, no native DB enum type."""
-
-    def values(members: Any) -> list[str]:
-        return [str(member.value) for member in members]
-
-    return SAEnum(
-        enum_class,
-        native_enum=False,
-        create_constraint=False,
-        length=length,
-        values_callable=values,
-        validate_strings=True,
-    )
