@@ -25,12 +25,12 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from bench.setup import connected_store, work_directory
+from crmsync.core.types import Channel, EmailStatus, Participation
 from crmsync.crm import activities, outbound
 from crmsync.crm.access import load_principal
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Email, EmailServerProfile, Mailbox, MailboxChannel, User
 from crmsync.crm.store import Store
-from crmsync.crm.types import Channel, EmailStatus, Participation
 from crmsync.sync.outgoing import OutgoingOptions, sync_outgoing
 from crmsync.sync.outgoing_decide import Verdict
 from tests.servers import DovecotServer, SmtpServer, fresh_database

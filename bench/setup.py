@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from crmsync.core.types import Approval, Channel, ServerType
 from crmsync.crm import mailboxes, profiles
 from crmsync.crm.access import load_principal
 from crmsync.crm.directory import create_user
@@ -21,7 +22,6 @@ from crmsync.crm.models import Mailbox, MailboxChannel, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.setup import initialise, root_business_unit
 from crmsync.crm.store import Store
-from crmsync.crm.types import Approval, Channel, ServerType
 from tests.servers import DovecotServer
 from tests.servers.dovecot_users import MailUser
 
