@@ -23,7 +23,7 @@ from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import TrackingPreferences
 from crmsync.runtime.push import IdleWatcher
 from crmsync.sync.check_enable import check_and_enable
-from crmsync.sync.context import load_context
+from crmsync.sync.context import Runnable, load_context
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
 from crmsync.sync.outgoing import sync_outgoing
 from tests.e2e.conftest import LiveServer, log_in
@@ -92,7 +92,9 @@ def _add_mailbox(connected: Connected, name: str) -> uuid.UUID:
 def _pushed_pass(connected: Connected, mailbox_id: uuid.UUID) -> None:
     """Wait for Dovecot's IDLE notice of a new message, then run the pass it triggers."""
     with connected.store.transaction() as session:
-        plan = load_context(session, connected.box, mailbox_id, Channel.INCOMING).plan
+        ready = load_context(session, connected.box, mailbox_id, Channel.INCOMING)
+        assert isinstance(ready, Runnable)
+        plan = ready.plan
     assert plan is not None
     assert plan.incoming is not None
     notices: queue.Queue[datetime] = queue.Queue()

@@ -18,11 +18,11 @@ from email.utils import format_datetime
 import pytest
 from sqlalchemy import func, select
 
-from crmsync.core.types import Channel, EmailStatus, Participation
+from crmsync.core.types import EmailStatus, Participation
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Alert, Email, MailboxMessage
-from crmsync.sync.bounces import handle_bounce
-from crmsync.sync.context import load_context
+from crmsync.sync.context import mailbox_context
+from crmsync.sync.incoming.bounces import handle_bounce
 from crmsync.tracking.parse import parse_message
 from tests.integration.conftest import Connected
 from tests.integration.test_outgoing import Outbox, make_outbox
@@ -129,7 +129,7 @@ def test_a_bounce_marks_the_original_and_alerts_its_owner(outbox: Outbox) -> Non
         assert sent.subject[:50] in alert.detail
 
         # The same bounce again (another mailbox, a re-sync) changes nothing.
-        ctx = load_context(session, outbox.connected.box, outbox.mailbox_id, Channel.INCOMING)
+        ctx = mailbox_context(session, outbox.mailbox_id)
         again = parse_message(bounce)
         assert handle_bounce(session, outbox.store.blobs, ctx, again, raw_sha256)
         assert alert.occurrences == 1
@@ -147,6 +147,6 @@ def test_a_delay_notice_is_not_a_bounce(outbox: Outbox) -> None:
         .replace(b"Status: 5.1.1", b"Status: 4.4.1")
     )
     with outbox.store.transaction() as session:
-        ctx = load_context(session, outbox.connected.box, outbox.mailbox_id, Channel.INCOMING)
+        ctx = mailbox_context(session, outbox.mailbox_id)
         assert not handle_bounce(session, None, ctx, parse_message(delayed), None)
     assert outbox.get(email_id).bounced_at is None

@@ -27,7 +27,7 @@ from crmsync.crm.errors import RuleViolation
 from crmsync.crm.models import FolderCursor, Mailbox, MailboxTest
 from crmsync.crm.settings import TrackingPreferences
 from crmsync.sync.check_enable import check_and_enable
-from crmsync.sync.incoming_imap import MAX_UIDVALIDITY_RESYNCS
+from crmsync.sync.incoming.imap import MAX_UIDVALIDITY_RESYNCS
 from tests.integration.conftest import Connected, message
 from tests.integration.test_outgoing import Outbox, make_outbox
 from tests.servers import DovecotServer, SmtpServer

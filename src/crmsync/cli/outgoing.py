@@ -39,7 +39,7 @@ from crmsync.crm.errors import CrmError
 from crmsync.crm.models.mail import EmailServerProfile, Mailbox
 from crmsync.logs import logging_configured
 from crmsync.sync.outgoing import OutgoingOptions, OutgoingReport, pending_by_mailbox, sync_outgoing
-from crmsync.sync.outgoing_decide import Verdict
+from crmsync.sync.outgoing.decide import Verdict
 
 send_app = typer.Typer(no_args_is_help=True, help="Outgoing email: send queued CRM email.")
 app.add_typer(send_app, name="send")

@@ -33,10 +33,10 @@ from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 from crmsync.metrics import SyncMetrics
 from crmsync.runtime.push import IdleWatcher
-from crmsync.sync.context import load_context
+from crmsync.sync.context import Runnable, load_context
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
+from crmsync.sync.incoming.parser_pool import warm_up
 from crmsync.sync.outgoing import OutgoingOptions, due_outgoing, sync_outgoing
-from crmsync.sync.prepare import warm_up
 from crmsync.sync.schedule import due_mailboxes
 
 log = logging.getLogger(__name__)
@@ -204,13 +204,10 @@ class EmbeddedRuntime:
             ids = only if only is not None else session.scalars(select(Mailbox.id))
             for mailbox_id in ids:
                 ctx = load_context(session, self.box, mailbox_id, Channel.INCOMING)
+                if not isinstance(ctx, Runnable):
+                    continue
                 plan = ctx.plan
-                if (
-                    ctx.runnable
-                    and plan is not None
-                    and plan.protocol is Protocol.IMAP
-                    and plan.incoming
-                ):
+                if plan.protocol is Protocol.IMAP and plan.incoming:
                     wanted[mailbox_id] = (plan.incoming, plan.credentials)
         for mailbox_id in list(self.watchers) if only is None else []:
             watcher = self.watchers[mailbox_id]

@@ -50,7 +50,7 @@ from crmsync.crm.settings import OrganisationSettings
 from crmsync.crm.store import Store
 from crmsync.sync.connection_plan import ConnectionPlan, plan_for
 from crmsync.sync.health import record_failure
-from crmsync.sync.incoming_imap import reset_uidvalidity_resyncs
+from crmsync.sync.incoming.imap import reset_uidvalidity_resyncs
 from crmsync.sync.oauth_tokens import token_problem
 
 log = logging.getLogger(__name__)

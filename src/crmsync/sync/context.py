@@ -1,7 +1,17 @@
 """Everything an engine needs to know about one mailbox, read in one short transaction.
 
-A plain, frozen snapshot: settings, preferences, owner, decrypted connection plan. The
-engine then talks to the server with no database transaction open.
+``mailbox_context`` is the plain, frozen snapshot of the facts every decision needs:
+settings, preferences, owner, cut-off. ``load_context`` adds what one channel's pass
+needs and says, as a type, whether that pass can run::
+
+    load_context(session, box, mailbox, channel)
+        ├─▶ Runnable     may run; carries its decrypted ConnectionPlan
+        ├─▶ NotRunnable  not approved, disabled, method none: nothing to do, no failure
+        └─▶ Unusable     may run, but its connection cannot be planned (no password
+                         stored, no host): the pass fails with that SyncError
+
+The engine then talks to the server with no database transaction open. Must never be
+kept beyond one pass: settings, credentials and approval change between passes.
 """
 
 from __future__ import annotations
@@ -16,7 +26,8 @@ from crmsync.core.errors import SyncError
 from crmsync.core.types import Approval, Channel, IncomingMethod, SyncMethod
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import Mailbox
-from crmsync.crm.models.org import Organisation, Queue, User
+from crmsync.crm.models.org import Organisation
+from crmsync.crm.preferences import mailbox_preferences
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import OrganisationSettings, TrackingPreferences
 from crmsync.sync.connection_plan import ConnectionPlan, plan_for
@@ -34,13 +45,35 @@ class MailboxContext:
     preferences: TrackingPreferences
     process_email_after: datetime | None
     delete_after_processing: bool
-    plan: ConnectionPlan | None
-    plan_error: SyncError | None
-    runnable: bool
-    why_not: str
 
 
-def _runnable(mailbox: Mailbox, channel: Channel, settings: OrganisationSettings) -> str:
+@dataclass(frozen=True)
+class Runnable(MailboxContext):
+    """A channel that may run, with how to reach its server."""
+
+    plan: ConnectionPlan
+
+
+@dataclass(frozen=True)
+class NotRunnable:
+    """A channel with nothing to do now; ``why`` is for the operator."""
+
+    mailbox: MailboxContext
+    why: str
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A channel that should run but cannot reach its server: a failed pass."""
+
+    mailbox: MailboxContext
+    error: SyncError
+
+
+ChannelContext = Runnable | NotRunnable | Unusable
+
+
+def _why_not(mailbox: Mailbox, channel: Channel, settings: OrganisationSettings) -> str:
     """Empty when the channel may run; otherwise why not."""
     if settings.process_email_only_for_approved and mailbox.approval is not Approval.APPROVED:
         return f"mailbox is {mailbox.approval.value}, not approved"
@@ -52,57 +85,28 @@ def _runnable(mailbox: Mailbox, channel: Channel, settings: OrganisationSettings
     return ""
 
 
-def load_context(
-    session: Session, box: SecretBox, mailbox_id: uuid.UUID, channel: Channel
-) -> MailboxContext:
+def _mailbox(session: Session, mailbox_id: uuid.UUID) -> Mailbox:
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None:
         raise NotFound("mailbox", mailbox_id)
+    return mailbox
+
+
+def organisation_settings(session: Session, mailbox: Mailbox) -> OrganisationSettings:
     organisation = session.get(Organisation, mailbox.organisation_id)
     assert organisation is not None
-    settings = OrganisationSettings.model_validate(organisation.settings)
-    owner_settings: dict[str, object] = {}
-    if mailbox.user_id is not None:
-        user = session.get(User, mailbox.user_id)
-        owner_settings = user.settings if user is not None else {}
-    elif mailbox.queue_id is not None:
-        queue = session.get(Queue, mailbox.queue_id)
-        owner_settings = queue.settings if queue is not None else {}
-    preferences = TrackingPreferences.model_validate(owner_settings or {})
-    why_not = _runnable(mailbox, channel, settings)
-    plan: ConnectionPlan | None = None
-    plan_error: SyncError | None = None
-    if not why_not:
-        try:
-            plan = plan_for(mailbox, box)
-        except SyncError as exc:
-            plan_error = exc
-    profile = mailbox.profile
-    return snapshot(
-        mailbox,
-        settings=settings,
-        preferences=preferences,
-        process_email_after=profile.process_email_after if profile else None,
-        delete_after_processing=mailbox.delete_after_processing,
-        plan=plan,
-        plan_error=plan_error,
-        why_not=why_not,
-    )
+    return OrganisationSettings.model_validate(organisation.settings)
 
 
-def snapshot(
+def facts(
     mailbox: Mailbox,
     *,
     settings: OrganisationSettings,
     preferences: TrackingPreferences,
     process_email_after: datetime | None,
     delete_after_processing: bool,
-    plan: ConnectionPlan | None,
-    plan_error: SyncError | None,
-    why_not: str,
 ) -> MailboxContext:
-    """The context of ``mailbox`` with what the caller read or decided; it may run when
-    ``why_not`` is empty."""
+    """The context of ``mailbox`` with what the caller read or decided."""
     return MailboxContext(
         mailbox_id=mailbox.id,
         organisation_id=mailbox.organisation_id,
@@ -114,8 +118,33 @@ def snapshot(
         preferences=preferences,
         process_email_after=process_email_after,
         delete_after_processing=delete_after_processing,
-        plan=plan,
-        plan_error=plan_error,
-        runnable=not why_not,
-        why_not=why_not,
     )
+
+
+def mailbox_context(session: Session, mailbox_id: uuid.UUID) -> MailboxContext:
+    """What the engine knows of the mailbox under today's settings: no credentials."""
+    mailbox = _mailbox(session, mailbox_id)
+    profile = mailbox.profile
+    return facts(
+        mailbox,
+        settings=organisation_settings(session, mailbox),
+        preferences=mailbox_preferences(session, mailbox),
+        process_email_after=profile.process_email_after if profile else None,
+        delete_after_processing=mailbox.delete_after_processing,
+    )
+
+
+def load_context(
+    session: Session, box: SecretBox, mailbox_id: uuid.UUID, channel: Channel
+) -> ChannelContext:
+    """Whether ``channel`` of the mailbox can run a pass now, and with what."""
+    context = mailbox_context(session, mailbox_id)
+    mailbox = _mailbox(session, mailbox_id)
+    why_not = _why_not(mailbox, channel, context.settings)
+    if why_not:
+        return NotRunnable(context, why_not)
+    try:
+        plan = plan_for(mailbox, box)
+    except SyncError as exc:
+        return Unusable(context, exc)
+    return Runnable(**vars(context), plan=plan)

@@ -9,7 +9,7 @@ untracked): the side panel's and the email page's "Track".
               tracked already is ``AlreadyTracked`` (409), naming the email if the caller
               can read it
     prepare   the raw bytes from the blob store, parsed as the engine parses (parser
-              processes, time and size limits: crmsync.sync.prepare)
+              processes, time and size limits: crmsync.sync.incoming.parser_pool)
     decide    crmsync.sync.tracker, forced: the owner's scope, the block list and
               automation are not asked — a person asked — but correlation, party
               resolution, attachment limits and "create a contact for unknown senders"
@@ -42,13 +42,15 @@ from crmsync.crm.errors import Conflict, NotFound, RuleViolation
 from crmsync.crm.inbound import InboundEmail, store_email
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
-from crmsync.crm.models.org import Organisation
 from crmsync.crm.models.sync_state import EmailKey, MailboxMessage
 from crmsync.crm.preferences import mailbox_preferences
 from crmsync.crm.records import get_user_in_org, require_assign_to
-from crmsync.crm.settings import OrganisationSettings
-from crmsync.sync.context import MailboxContext, snapshot
-from crmsync.sync.prepare import Fetched, Ready, discard_leftovers, prepare_fetched
+from crmsync.sync.context import (
+    MailboxContext,
+    facts,
+    organisation_settings,
+)
+from crmsync.sync.incoming.parser_pool import Fetched, Ready, discard_leftovers, prepare_fetched
 from crmsync.sync.tracker import create_sender_record, forced_decision, gather, identify
 from crmsync.tracking.headers import extract_msgids
 from crmsync.tracking.parse import ParseLimits
@@ -118,21 +120,16 @@ def may_track(session: Session, principal: Principal, mailbox: Mailbox) -> None:
     )
 
 
-def engine_context(session: Session, mailbox: Mailbox, why_not: str = "") -> MailboxContext:
+def engine_context(session: Session, mailbox: Mailbox) -> MailboxContext:
     """What the engine would know of the mailbox under today's settings, without its
     credentials (tracking by hand or a triage re-run talks to no server, so nothing secret
     is decrypted) and without the profile's cut-off (a person asked)."""
-    organisation = session.get(Organisation, mailbox.organisation_id)
-    assert organisation is not None
-    return snapshot(
+    return facts(
         mailbox,
-        settings=OrganisationSettings.model_validate(organisation.settings),
+        settings=organisation_settings(session, mailbox),
         preferences=mailbox_preferences(session, mailbox),
         process_email_after=None,
         delete_after_processing=False,
-        plan=None,
-        plan_error=None,
-        why_not=why_not,
     )
 
 
@@ -163,7 +160,7 @@ def track_message(
     assert mailbox is not None
     assert sighting.raw_sha256 is not None
     may_track(session, principal, mailbox)
-    ctx = engine_context(session, mailbox, why_not="tracked by hand")
+    ctx = engine_context(session, mailbox)
     raw = blobs.get(sighting.raw_sha256)
     item = Fetched(
         sighting.folder, sighting.uidvalidity, sighting.uid, sighting.uidl, raw, len(raw)

@@ -49,7 +49,7 @@ from crmsync.crm.models.sync_state import EmailKey
 from crmsync.crm.records import RECORD_MODELS
 from crmsync.crm.settings import UnknownSenderRecord
 from crmsync.sync.context import MailboxContext
-from crmsync.sync.prepare import Ready
+from crmsync.sync.incoming.parser_pool import Ready
 from crmsync.tracking.correlate import (
     Candidates,
     Correlation,

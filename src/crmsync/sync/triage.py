@@ -47,9 +47,9 @@ from crmsync.crm.models.mail import ItemFailure, Mailbox
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.search import search
 from crmsync.crm.store import Store
-from crmsync.sync.incoming import store_batch
+from crmsync.sync.incoming.ingest import store_batch
+from crmsync.sync.incoming.parser_pool import Fetched, discard_leftovers, prepare_fetched
 from crmsync.sync.manual_track import AlreadyTracked, engine_context, may_track, track_message
-from crmsync.sync.prepare import Fetched, discard_leftovers, prepare_fetched
 from crmsync.tracking.filters import NOT_FROM_CRM_RECORD, NOT_FROM_EMAIL_ENABLED
 from crmsync.tracking.parse import ParseLimits
 

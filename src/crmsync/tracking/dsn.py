@@ -1,7 +1,7 @@
 """Delivery status notifications (bounces): which message they report on, who failed, why.
 
 What it is for: a bounce arriving in a mailbox names the email it reports on and the
-recipients it could not reach; crmsync.sync.bounces finds that email and marks it.
+recipients it could not reach; crmsync.sync.incoming.bounces finds that email and marks it.
 ``parse_dsn`` reads the raw bytes; ``report_from_parsed`` does what it can from a
 ``ParsedMessage`` when the raw bytes are not at hand (``parse`` keeps the
 delivery-status and an attached message as attachments, but not a text/rfc822-headers

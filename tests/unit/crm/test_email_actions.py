@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crmsync.core.types import Channel, CorrelationMethod, Participation, RecordType
+from crmsync.core.types import CorrelationMethod, Participation, RecordType
 from crmsync.crm import activities, email_actions, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.email_actions import split_name
@@ -27,11 +27,10 @@ from crmsync.crm.models import (
     MailboxMessage,
     Opportunity,
 )
-from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import TrackingPreferences, TrackScope
 from crmsync.crm.timeline import timeline
-from crmsync.sync.context import load_context
-from crmsync.sync.prepare import Ready, prepare_one
+from crmsync.sync.context import mailbox_context
+from crmsync.sync.incoming.parser_pool import Ready, prepare_one
 from crmsync.sync.tracker import decide_message, gather
 from crmsync.tracking.parse import ParseLimits
 from tests.conftest import Org, make_org
@@ -139,9 +138,7 @@ def test_the_engine_leaves_an_untracked_message_untracked(org: Org, tmp_path: Pa
     assert isinstance(ready, Ready)
     with org.store.transaction() as session:
         mailbox = session.scalars(select(Mailbox).where(Mailbox.user_id == org.admin_id)).one()
-        ctx = load_context(
-            session, SecretBox([SecretBox.generate_key()]), mailbox.id, Channel.INCOMING
-        )
+        ctx = mailbox_context(session, mailbox.id)
         # Even an owner who tracks everything does not get it back.
         ctx = replace(ctx, preferences=TrackingPreferences(track_scope=TrackScope.ALL))
         gathered = gather(session, ctx, [(ready.parsed, ready.raw_sha256)])

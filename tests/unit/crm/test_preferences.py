@@ -6,14 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from crmsync.core.types import Channel
 from crmsync.crm import directory, preferences
 from crmsync.crm.errors import Forbidden, NotFound
 from crmsync.crm.models import Mailbox, User
 from crmsync.crm.preferences import InvalidPreference
-from crmsync.crm.secrets import SecretBox
 from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
-from crmsync.sync.context import load_context
+from crmsync.sync.context import mailbox_context
 from crmsync.tracking.filters import TrackingScope
 from tests.conftest import Org, make_org
 
@@ -63,9 +61,7 @@ def test_what_a_user_saves_is_what_their_mailbox_syncs_with(org: Org) -> None:
         )
         session.add(mailbox)
         session.flush()
-        ctx = load_context(
-            session, SecretBox([SecretBox.generate_key()]), mailbox.id, Channel.INCOMING
-        )
+        ctx = mailbox_context(session, mailbox.id)
     assert ctx.preferences.track_scope is TrackScope.ALL
     assert ctx.preferences.create_for_unknown_sender is UnknownSenderRecord.CONTACT
     assert ctx.preferences.leave_ambiguous_unresolved is True
@@ -134,9 +130,7 @@ def test_a_queues_preferences_belong_to_its_owner_and_administrators(org: Org) -
             preferences.set_queue_preferences(session, as_other, queue_id, {"track_scope": "none"})
     with org.store.transaction() as session:
         mailbox = session.scalars(select(Mailbox).where(Mailbox.queue_id == queue_id)).one()
-        ctx = load_context(
-            session, SecretBox([SecretBox.generate_key()]), mailbox.id, Channel.INCOMING
-        )
+        ctx = mailbox_context(session, mailbox.id)
     assert ctx.preferences.track_scope is TrackScope.ALL
     assert ctx.preferences.create_for_unknown_sender is UnknownSenderRecord.LEAD
     stranger = make_org(org.store, "Globex")

@@ -20,8 +20,8 @@ from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.records import create_record
 from crmsync.crm.settings import TrackingPreferences
 from crmsync.crm.store import Store
-from crmsync.sync.incoming import store_batch
-from crmsync.sync.prepare import Fetched, discard_leftovers, prepare_fetched
+from crmsync.sync.incoming.ingest import store_batch
+from crmsync.sync.incoming.parser_pool import Fetched, discard_leftovers, prepare_fetched
 from crmsync.sync.triage import engine_context
 from crmsync.tracking.parse import ParseLimits
 from tests.conftest import Org

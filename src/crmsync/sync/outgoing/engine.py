@@ -15,7 +15,7 @@ One pass, for one mailbox's OUTGOING channel::
      └ the lease is renewed with every claim; lost → the pass stops at once
 
 The status flow of each email is drawn in crmsync.crm.outbound; the decisions are the
-pure functions of crmsync.sync.outgoing_decide.
+pure functions of crmsync.sync.outgoing.decide.
 
 Never twice — how, and what remains:
 1. ``sending`` and the Message-ID are committed before the first SMTP command; the
@@ -50,8 +50,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -59,51 +59,49 @@ from sqlalchemy.orm import Session
 from crmsync.connectors.base import SendResult
 from crmsync.connectors.endpoints import Credentials, Endpoint
 from crmsync.core.alerts import AlertCode
-from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
+from crmsync.core.errors import ErrorCode, SyncError
 from crmsync.core.types import Channel, EmailStatus, Protocol
 from crmsync.crm import outbound
 from crmsync.crm import outbound_transitions as transitions
-from crmsync.crm.alerts import mark_channel_ok, raise_catalogued
+from crmsync.crm.alerts import raise_catalogued
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox, MailboxChannel
 from crmsync.crm.secrets import SecretBox
-from crmsync.crm.stats import PassFigures, channel_protocol, record_pass
+from crmsync.crm.stats import PassFigures
 from crmsync.crm.store import Store
-from crmsync.metrics import SyncMetrics, profile_label
-from crmsync.sync import leases, outgoing_io
-from crmsync.sync.context import MailboxContext, load_context
-from crmsync.sync.health import record_failure
-from crmsync.sync.oauth_tokens import token_problem
-from crmsync.sync.outgoing_decide import AMBIGUOUS, Verdict, after_send
-from crmsync.sync.outgoing_io import SentFolderSession, SmtpSession
-from crmsync.sync.outgoing_schedule import due_outgoing, pending_by_mailbox
-from crmsync.sync.outgoing_send import Prepared, Sender, log_outcome, prepare, record
-from crmsync.sync.outgoing_sent import Copy, save_copies
-from crmsync.sync.outgoing_verify import Verifier
+from crmsync.metrics import SyncMetrics
+from crmsync.sync.context import MailboxContext, NotRunnable, Runnable
+from crmsync.sync.outgoing import io as outgoing_io
+from crmsync.sync.outgoing.decide import AMBIGUOUS, Verdict, after_send
+from crmsync.sync.outgoing.io import SentFolderSession, SmtpSession
+from crmsync.sync.outgoing.schedule import due_outgoing, pending_by_mailbox
+from crmsync.sync.outgoing.send import Prepared, Sender, log_outcome, prepare, record
+from crmsync.sync.outgoing.sent_copy import Copy, save_copies
+from crmsync.sync.outgoing.verify import Verifier
+from crmsync.sync.runner import (
+    ChannelEngine,
+    ChannelOptions,
+    LeaseLost,
+    PassReport,
+    Recorded,
+    run_pass,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("crmsync.sync.outgoing")
 
 
 @dataclass
-class OutgoingOptions:
+class OutgoingOptions(ChannelOptions):
     max_emails: int = 500
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    worker: str | None = None
-    lease_ttl: timedelta = leases.DEFAULT_TTL
     resend_when_uncertain: bool = False
     on_email: Callable[[uuid.UUID, Verdict], None] | None = None
     open_smtp: Callable[[Endpoint, Credentials], SmtpSession] = outgoing_io.open_smtp
     open_imap: Callable[[Endpoint, Credentials], SentFolderSession] = outgoing_io.open_imap
-    # This process's Prometheus counters (crmsync.metrics), when it exposes them.
-    metrics: SyncMetrics | None = None
 
 
 @dataclass
-class OutgoingReport:
-    mailbox_id: uuid.UUID
-    ran: bool = False
-    why_not: str = ""
+class OutgoingReport(PassReport):
     sent: int = 0
     retrying: int = 0
     failed: int = 0
@@ -112,9 +110,7 @@ class OutgoingReport:
     unverified: int = 0  # waiting for the Sent folder to be searchable
     held: int = 0
     copies: int = 0
-    error: SyncError | None = None
     copy_error: SyncError | None = None
-    started_at: datetime = field(default_factory=utcnow)
 
     def count(self, verdict: Verdict) -> None:
         if verdict is Verdict.SENT:
@@ -123,10 +119,6 @@ class OutgoingReport:
             self.retrying += 1
         elif verdict is Verdict.FAILED:
             self.failed += 1
-
-
-class LeaseLost(Exception):
-    """Another worker holds this mailbox's outgoing channel now: stop at once."""
 
 
 def _renew(session: Session, mailbox_id: uuid.UUID, worker: str, until: datetime) -> None:
@@ -170,7 +162,7 @@ def _connection_limit(store: Store, mailbox_id: uuid.UUID, now: datetime) -> str
         return ""
 
 
-def _sender(session: Session, ctx: MailboxContext) -> Sender:
+def _sender(session: Session, ctx: Runnable) -> Sender:
     mailbox = session.get(Mailbox, ctx.mailbox_id)
     assert mailbox is not None
     profile = mailbox.profile
@@ -182,12 +174,128 @@ def _sender(session: Session, ctx: MailboxContext) -> Sender:
         save_copy=bool(
             profile is not None
             and profile.save_sent_copy
-            and ctx.plan is not None
             and ctx.plan.protocol is Protocol.IMAP
             and ctx.plan.incoming is not None
         ),
         settings=ctx.settings,
     )
+
+
+class OutgoingEngine(ChannelEngine[OutgoingReport, OutgoingOptions]):
+    channel = Channel.OUTGOING
+    busy = "another worker is sending from this mailbox"
+    sender: Sender | None = None
+
+    def new_report(self, mailbox_id: uuid.UUID) -> OutgoingReport:
+        return OutgoingReport(mailbox_id)
+
+    def admit(self, store: Store, mailbox_id: uuid.UUID) -> str:
+        return _connection_limit(store, mailbox_id, utcnow())
+
+    def blocked(self, session: Session, blocked: NotRunnable, report: OutgoingReport) -> None:
+        """Queued email stays pending, and its owner is told why (outbound.hold)."""
+        mailbox = session.get(Mailbox, blocked.mailbox.mailbox_id)
+        assert mailbox is not None
+        report.held = outbound.hold(session, mailbox, blocked.why)
+
+    def check(self, session: Session, ready: Runnable) -> SyncError | None:
+        self.sender = _sender(session, ready)
+        if ready.plan.outgoing is None:
+            return SyncError(
+                ErrorCode.CONFIGURATION, "the profile has no outgoing (SMTP) server set"
+            )
+        if not self.sender.address:
+            return SyncError(ErrorCode.CONFIGURATION, "the mailbox has no email address")
+        return None
+
+    def run(self, store: Store, ready: Runnable, report: OutgoingReport) -> None:
+        assert self.sender is not None  # check() ran
+        _Pass(store, ready, self.sender, self.options, self.worker, report).run()
+
+    def figures(self, report: OutgoingReport, protocol: str) -> PassFigures:
+        return PassFigures(
+            protocol=protocol,
+            started_at=report.started_at,
+            sent=report.sent + report.recovered,
+            failed=report.failed + report.uncertain,
+            error_code=report.error.code.value if report.error is not None else None,
+        )
+
+    def items(self, report: OutgoingReport) -> int:
+        return report.sent
+
+    def failed(
+        self, session: Session, mailbox: Mailbox, channel: MailboxChannel, report: OutgoingReport
+    ) -> None:
+        """Each waiting email says why it waits."""
+        assert report.error is not None
+        waiting = "waiting: " if channel.enabled else "waiting for Test & Enable: "
+        session.execute(
+            update(Email)
+            .where(
+                Email.send_mailbox_id == mailbox.id,
+                Email.status == EmailStatus.PENDING_SEND,
+                Email.maybe_sent.is_(False),
+                Email.send_error_code.is_(None),
+            )
+            .values(
+                send_error_code=report.error.code.value,
+                send_error=f"{waiting}{report.error.entry.title} ({report.error.detail})"[:4000],
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    def log_pass(self, context: MailboxContext, report: OutgoingReport, recorded: Recorded) -> None:
+        """The operator's line for the pass (each email has its own, from log_outcome):
+        counts, duration and the error's code, never its detail."""
+        protocol, seconds = recorded.protocol, recorded.stats.duration_seconds
+        code = report.error.code.value if report.error is not None else None
+        counts = [f"{report.sent} sent", f"{report.failed} failed"]
+        for count, what in (
+            (report.retrying, "retrying"),
+            (report.recovered, "found in Sent"),
+            (report.uncertain, "uncertain"),
+            (report.copies, "copied to Sent"),
+        ):
+            if count:
+                counts.append(f"{count} {what}")
+        log.log(
+            logging.WARNING if code else logging.INFO,
+            "%s %s: %s in %.2f s%s",
+            context.address or str(context.mailbox_id),
+            protocol.upper(),
+            ", ".join(counts),
+            seconds,
+            f", error {code}" if code else "",
+            extra={
+                "event": "outgoing_pass",
+                "mailbox_id": str(context.mailbox_id),
+                "mailbox": context.address,
+                "protocol": protocol,
+                "sent": report.sent,
+                "retrying": report.retrying,
+                "failed": report.failed,
+                "recovered": report.recovered,
+                "uncertain": report.uncertain,
+                "copies": report.copies,
+                "duration_s": round(seconds, 3),
+                "error_code": code,
+            },
+        )
+
+    def count(self, metrics: SyncMetrics, report: OutgoingReport, recorded: Recorded) -> None:
+        metrics.outgoing_pass(
+            protocol=recorded.protocol,
+            profile=recorded.profile,
+            seconds=recorded.stats.duration_seconds,
+            ok=report.error is None,
+            outcomes={
+                "sent": report.sent + report.recovered,
+                "failed": report.failed,
+                "retry": report.retrying,
+                "uncertain": report.uncertain,
+            },
+        )
 
 
 def sync_outgoing(
@@ -197,52 +305,7 @@ def sync_outgoing(
     options: OutgoingOptions | None = None,
 ) -> OutgoingReport:
     """One pass over ``mailbox_id``'s queued email; see the module docstring."""
-    options = options or OutgoingOptions()
-    report = OutgoingReport(mailbox_id)
-    worker = options.worker or leases.worker_name()
-    if not leases.acquire(store, mailbox_id, Channel.OUTGOING, worker, options.lease_ttl):
-        report.why_not = "another worker is sending from this mailbox"
-        return report
-    try:
-        busy = _connection_limit(store, mailbox_id, utcnow())
-        if busy:
-            report.why_not = busy
-            return report
-        token_error = token_problem(store, box, mailbox_id)
-        with store.transaction() as session:
-            ctx = load_context(session, box, mailbox_id, Channel.OUTGOING)
-            if not ctx.runnable:
-                mailbox = session.get(Mailbox, mailbox_id)
-                assert mailbox is not None
-                report.held = outbound.hold(session, mailbox, ctx.why_not)
-                report.why_not = ctx.why_not
-                return report
-            sender = _sender(session, ctx)
-        report.ran = True
-        try:
-            setup_error = token_error or ctx.plan_error or _plan_error(ctx, sender)
-            if setup_error is not None:
-                raise setup_error
-            _Pass(store, ctx, sender, options, worker, report).run()
-        except LeaseLost:
-            report.why_not = "the lease was taken over by another worker"
-        except SyncError as exc:
-            report.error = exc
-        except Exception as exc:  # a bug must not kill the loop; the channel retries
-            log.exception("outgoing: mailbox %s failed", mailbox_id)
-            report.error = SyncError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"[:500])
-        _record_run(store, ctx, report, options)
-        return report
-    finally:
-        leases.release(store, mailbox_id, Channel.OUTGOING, worker)
-
-
-def _plan_error(ctx: MailboxContext, sender: Sender) -> SyncError | None:
-    if ctx.plan is None or ctx.plan.outgoing is None:
-        return SyncError(ErrorCode.CONFIGURATION, "the profile has no outgoing (SMTP) server set")
-    if not sender.address:
-        return SyncError(ErrorCode.CONFIGURATION, "the mailbox has no email address")
-    return None
+    return run_pass(store, box, mailbox_id, OutgoingEngine(options or OutgoingOptions()))
 
 
 class _Pass:
@@ -251,13 +314,12 @@ class _Pass:
     def __init__(
         self,
         store: Store,
-        ctx: MailboxContext,
+        ctx: Runnable,
         sender: Sender,
         options: OutgoingOptions,
         worker: str,
         report: OutgoingReport,
     ) -> None:
-        assert ctx.plan is not None
         self.store, self.ctx, self.sender = store, ctx, sender
         self.options, self.worker, self.report = options, worker, report
         self.plan = ctx.plan
@@ -427,114 +489,6 @@ class _Pass:
             channel=Channel.OUTGOING,
             now=utcnow(),
         )
-
-
-def _record_run(
-    store: Store, ctx: MailboxContext, report: OutgoingReport, options: OutgoingOptions
-) -> None:
-    """The pass's outcome: the channel's health, the pass's statistics and the waiting
-    emails' error, together; then this process's counters, once committed."""
-    with store.transaction() as session:
-        mailbox = session.get(Mailbox, ctx.mailbox_id)
-        if mailbox is None:
-            return
-        _record_outcome(session, mailbox, report, options)
-    seconds = max(0.0, (utcnow() - report.started_at).total_seconds())
-    _log_pass(ctx, report, _protocol(mailbox), seconds)
-    if options.metrics is not None:
-        options.metrics.outgoing_pass(
-            protocol=_protocol(mailbox),
-            profile=profile_label(
-                mailbox.profile.name if mailbox.profile is not None else None, mailbox.profile_id
-            ),
-            seconds=seconds,
-            ok=report.error is None,
-            outcomes={
-                "sent": report.sent + report.recovered,
-                "failed": report.failed,
-                "retry": report.retrying,
-                "uncertain": report.uncertain,
-            },
-        )
-
-
-def _log_pass(ctx: MailboxContext, report: OutgoingReport, protocol: str, seconds: float) -> None:
-    """The operator's line for the pass (each email has its own, from log_outcome):
-    counts, duration and the error's code, never its detail."""
-    code = report.error.code.value if report.error is not None else None
-    counts = [f"{report.sent} sent", f"{report.failed} failed"]
-    for count, what in (
-        (report.retrying, "retrying"),
-        (report.recovered, "found in Sent"),
-        (report.uncertain, "uncertain"),
-        (report.copies, "copied to Sent"),
-    ):
-        if count:
-            counts.append(f"{count} {what}")
-    log.log(
-        logging.WARNING if code else logging.INFO,
-        "%s %s: %s in %.2f s%s",
-        ctx.address or str(ctx.mailbox_id),
-        protocol.upper(),
-        ", ".join(counts),
-        seconds,
-        f", error {code}" if code else "",
-        extra={
-            "event": "outgoing_pass",
-            "mailbox_id": str(ctx.mailbox_id),
-            "mailbox": ctx.address,
-            "protocol": protocol,
-            "sent": report.sent,
-            "retrying": report.retrying,
-            "failed": report.failed,
-            "recovered": report.recovered,
-            "uncertain": report.uncertain,
-            "copies": report.copies,
-            "duration_s": round(seconds, 3),
-            "error_code": code,
-        },
-    )
-
-
-def _protocol(mailbox: Mailbox) -> str:
-    """What the pass sent with: ``smtp`` beside IMAP and POP3, else the profile's API."""
-    profile = mailbox.profile
-    return channel_protocol(profile.server_type if profile is not None else None, Channel.OUTGOING)
-
-
-def _record_outcome(
-    session: Session, mailbox: Mailbox, report: OutgoingReport, options: OutgoingOptions
-) -> None:
-    now = utcnow()
-    channel = mailbox.channel(Channel.OUTGOING)
-    figures = PassFigures(
-        protocol=_protocol(mailbox),
-        started_at=report.started_at,
-        sent=report.sent + report.recovered,
-        failed=report.failed + report.uncertain,
-        error_code=report.error.code.value if report.error is not None else None,
-    )
-    previous = channel.last_success_at
-    record_pass(session, mailbox, Channel.OUTGOING, figures, previous_success=previous, now=now)
-    if report.error is None:
-        mark_channel_ok(channel, now=now, items=report.sent)
-        return
-    record_failure(session, mailbox, channel, report.error, policy=options.retry_policy, now=now)
-    waiting = "waiting: " if channel.enabled else "waiting for Test & Enable: "
-    session.execute(
-        update(Email)
-        .where(
-            Email.send_mailbox_id == mailbox.id,
-            Email.status == EmailStatus.PENDING_SEND,
-            Email.maybe_sent.is_(False),
-            Email.send_error_code.is_(None),
-        )
-        .values(
-            send_error_code=report.error.code.value,
-            send_error=f"{waiting}{report.error.entry.title} ({report.error.detail})"[:4000],
-        )
-        .execution_options(synchronize_session=False)
-    )
 
 
 __all__ = [

@@ -11,8 +11,8 @@ import pytest
 
 from crmsync.core.errors import ErrorCode, SyncError
 from crmsync.crm.blobfiles import STAGING, blob_path, digest
-from crmsync.sync import prepare
-from crmsync.sync.prepare import (
+from crmsync.sync.incoming import parser_pool
+from crmsync.sync.incoming.parser_pool import (
     Fetched,
     PendingBatch,
     Ready,
@@ -21,7 +21,7 @@ from crmsync.sync.prepare import (
     prepare_fetched,
 )
 from crmsync.tracking.parse import ParseLimits
-from tests.unit.sync.faulty_parser import misbehaving_prepare_one
+from tests.unit.sync.incoming.faulty_parser import misbehaving_prepare_one
 
 BIG = 40  # messages: several pool tasks
 
@@ -94,8 +94,8 @@ def _summary(outcome: object) -> tuple[object, ...]:
 def test_a_message_that_hangs_or_kills_its_parser_is_flagged_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str, why: str
 ) -> None:
-    monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
-    monkeypatch.setattr(prepare, "TASK_MESSAGES", 4)
+    monkeypatch.setattr(parser_pool, "PARSE_SECONDS", 1.0)
+    monkeypatch.setattr(parser_pool, "TASK_MESSAGES", 4)
     raws: list[bytes | None] = [message(n) for n in range(BIG)]
     raws[9] = message(9, header)
     items = fetched(raws)
@@ -115,7 +115,7 @@ def test_a_message_that_hangs_or_kills_its_parser_is_flagged_alone(
 
 def test_a_parser_process_cannot_take_more_memory_than_its_cap() -> None:
     probe = (
-        "from crmsync.sync.prepare import _cap_memory, PARSER_MEMORY_BYTES\n"
+        "from crmsync.sync.incoming.parser_pool import _cap_memory, PARSER_MEMORY_BYTES\n"
         "_cap_memory()\n"
         "try:\n    bytearray(PARSER_MEMORY_BYTES + (1 << 28))\nexcept MemoryError:\n"
         "    print('refused')\n"
@@ -127,8 +127,8 @@ def test_a_parser_process_cannot_take_more_memory_than_its_cap() -> None:
 def test_a_batch_fetched_ahead_survives_the_pool_being_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
-    monkeypatch.setattr(prepare, "TASK_MESSAGES", 4)
+    monkeypatch.setattr(parser_pool, "PARSE_SECONDS", 1.0)
+    monkeypatch.setattr(parser_pool, "TASK_MESSAGES", 4)
     hanging: list[bytes | None] = [message(n) for n in range(BIG)]
     hanging[0] = message(0, "X-Test: hang\r\n")
     following: list[bytes | None] = [message(n) for n in range(100, 100 + BIG)]
@@ -143,9 +143,9 @@ def test_a_batch_fetched_ahead_survives_the_pool_being_replaced(
 
 _ENGINE = """
 import multiprocessing.forkserver, sys
-from crmsync.sync import prepare
-prepare.warm_up()
-executor = prepare._pool.get()
+from crmsync.sync.incoming import parser_pool
+parser_pool.warm_up()
+executor = parser_pool._pool.get()
 pids = [*executor._processes, multiprocessing.forkserver._forkserver._forkserver_pid]
 print(" ".join(map(str, pids)), flush=True)
 sys.stdin.read()  # until killed
@@ -190,7 +190,7 @@ def test_a_single_new_message_that_hangs_its_parser_is_flagged_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The common case of a poll: one new message. It too is parsed under the time limit.
-    monkeypatch.setattr(prepare, "PARSE_SECONDS", 1.0)
+    monkeypatch.setattr(parser_pool, "PARSE_SECONDS", 1.0)
     raw = message(1, "X-Test: hang\r\n")
     (outcome,) = PendingBatch(
         fetched([raw]), ParseLimits(), tmp_path, misbehaving_prepare_one

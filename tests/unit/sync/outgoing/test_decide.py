@@ -9,7 +9,7 @@ import pytest
 
 from crmsync.connectors.base import SendResult
 from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
-from crmsync.sync.outgoing_decide import Lookup, Verdict, after_lookup, after_send
+from crmsync.sync.outgoing.decide import Lookup, Verdict, after_lookup, after_send
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=3, base_seconds=60, cap_seconds=600)

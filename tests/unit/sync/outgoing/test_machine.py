@@ -57,7 +57,7 @@ from crmsync.crm.models import Email, Mailbox, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.store import Store
 from crmsync.sync.outgoing import OutgoingOptions, sync_outgoing
-from crmsync.sync.outgoing_io import SentFolderSession, SmtpSession
+from crmsync.sync.outgoing.io import SentFolderSession, SmtpSession
 from tests.conftest import make_org
 
 FAULTS = ("ok", "4xx", "5xx", "lost_before", "lost_after", "kill_after")

@@ -26,8 +26,8 @@ from datetime import datetime
 
 from crmsync.connectors.endpoints import Credentials, Endpoint
 from crmsync.core.errors import SyncError
-from crmsync.sync.outgoing_decide import Lookup
-from crmsync.sync.outgoing_io import SentFolderSession
+from crmsync.sync.outgoing.decide import Lookup
+from crmsync.sync.outgoing.io import SentFolderSession
 
 log = logging.getLogger(__name__)
 

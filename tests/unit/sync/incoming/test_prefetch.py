@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from crmsync.core.errors import ErrorCode, SyncError
-from crmsync.sync.overlap import ahead
+from crmsync.sync.incoming.prefetch import ahead
 
 
 def _fetch_threads() -> list[threading.Thread]:

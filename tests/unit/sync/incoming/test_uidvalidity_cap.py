@@ -22,9 +22,9 @@ from crmsync.core.types import Approval, Channel, ConnectionSecurity, ServerType
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Alert, EmailServerProfile, FolderCursor, Mailbox, User
 from crmsync.crm.secrets import SecretBox
-from crmsync.sync import incoming_imap
 from crmsync.sync.incoming import IncomingOptions, sync_incoming
-from crmsync.sync.incoming_imap import MAX_UIDVALIDITY_RESYNCS, reset_uidvalidity_resyncs
+from crmsync.sync.incoming import imap as incoming_imap
+from crmsync.sync.incoming.imap import MAX_UIDVALIDITY_RESYNCS, reset_uidvalidity_resyncs
 from tests.conftest import Org
 
 

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from crmsync.connectors.pop3 import Pop3Connection
 from crmsync.crm.models.sync_state import Pop3Seen
 from crmsync.crm.store import Store
-from crmsync.sync.context import MailboxContext
-from crmsync.sync.incoming import IncomingOptions, IncomingReport, ingest
-from crmsync.sync.prepare import Fetched, Outcome, Ready
+from crmsync.sync.context import MailboxContext, Runnable
+from crmsync.sync.incoming.ingest import ingest
+from crmsync.sync.incoming.options import IncomingOptions, IncomingReport
+from crmsync.sync.incoming.parser_pool import Fetched, Outcome, Ready
 from crmsync.tracking.parse import MalformedMessage, ParseLimits, parse_message
 
 FOLDER = "POP3"
@@ -43,9 +44,8 @@ def _seen(store: Store, ctx: MailboxContext) -> dict[str, Pop3Seen]:
 
 
 def sync_pop3(
-    store: Store, ctx: MailboxContext, options: IncomingOptions, report: IncomingReport
+    store: Store, ctx: Runnable, options: IncomingOptions, report: IncomingReport
 ) -> None:
-    assert ctx.plan is not None
     assert ctx.plan.incoming is not None
     limits = ParseLimits(max_bytes=ctx.settings.max_message_bytes)
     with Pop3Connection.open(ctx.plan.incoming, ctx.plan.credentials) as pop:

@@ -4,7 +4,7 @@
              ``sending`` ones whose worker is gone (orphans) and ``pending_send`` ones
              marked ``maybe_sent`` (a connection broke mid-transaction)
     ask      (no transaction) one IMAP session: each Message-ID in the Sent folder
-    decide   crmsync.sync.outgoing_decide.after_lookup
+    decide   crmsync.sync.outgoing.decide.after_lookup
     record   (one short transaction per email) sent / send again / failed as
              DELIVERY_UNCERTAIN (with an alert to the owner) / ask later
 
@@ -35,15 +35,15 @@ from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.store import Store
 from crmsync.sync.leases import owner_is_dead as dead_local_owner
-from crmsync.sync.outgoing_decide import (
+from crmsync.sync.outgoing.decide import (
     UNCERTAIN_DETAIL,
     Decision,
     Lookup,
     Verdict,
     after_lookup,
 )
-from crmsync.sync.outgoing_send import log_outcome
-from crmsync.sync.outgoing_sent import OpenImap, look_up
+from crmsync.sync.outgoing.send import log_outcome
+from crmsync.sync.outgoing.sent_copy import OpenImap, look_up
 
 
 @dataclass(frozen=True)

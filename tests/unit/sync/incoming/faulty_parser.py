@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from crmsync.sync.prepare import Ready, Unparsed, prepare_one
+from crmsync.sync.incoming.parser_pool import Ready, Unparsed, prepare_one
 from crmsync.tracking.parse import ParseLimits
 
 

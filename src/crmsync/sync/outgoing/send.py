@@ -37,7 +37,7 @@ from crmsync.crm import outbound_transitions as transitions
 from crmsync.crm.blobs import BlobStore
 from crmsync.crm.models.activities import Email
 from crmsync.crm.settings import OrganisationSettings
-from crmsync.sync.outgoing_decide import Decision, Verdict
+from crmsync.sync.outgoing.decide import Decision, Verdict
 from crmsync.tracking.compose import (
     Composed,
     ComposeError,

@@ -45,9 +45,10 @@ from crmsync.crm.db import utcnow
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import FolderCursor, MailboxMessage
 from crmsync.crm.store import Store
-from crmsync.sync.context import MailboxContext
-from crmsync.sync.incoming import IncomingOptions, IncomingReport, ingest
-from crmsync.sync.prepare import Fetched, Outcome
+from crmsync.sync.context import MailboxContext, Runnable
+from crmsync.sync.incoming.ingest import ingest
+from crmsync.sync.incoming.options import IncomingOptions, IncomingReport
+from crmsync.sync.incoming.parser_pool import Fetched, Outcome
 
 INBOX = "INBOX"
 # Re-maps allowed per folder between two Test & Enables (closeio/sync-engine uses 5 too).
@@ -55,9 +56,8 @@ MAX_UIDVALIDITY_RESYNCS = 5
 
 
 def sync_imap_inbox(
-    store: Store, ctx: MailboxContext, options: IncomingOptions, report: IncomingReport
+    store: Store, ctx: Runnable, options: IncomingOptions, report: IncomingReport
 ) -> None:
-    assert ctx.plan is not None
     assert ctx.plan.incoming is not None
     with ImapConnection.open(
         ctx.plan.incoming, ctx.plan.credentials, ignore_capabilities=options.ignore_capabilities
