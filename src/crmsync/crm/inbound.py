@@ -29,6 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crmsync.core.fingerprints import same_content
 from crmsync.core.types import (
     ActivityState,
     CorrelationMethod,
@@ -121,15 +122,6 @@ def collision_key(message_id: str, content_fingerprint: str) -> str:
     return f"collision:{digest}"
 
 
-def contents_differ(stored: str | None, fresh: str | None) -> bool:
-    """Whether two fingerprints prove two different messages: both known, of one version
-    (the part before ``:``), and unequal — crmsync.tracking.fingerprint.same_content,
-    negated (crm/ does not import tracking/)."""
-    if stored is None or fresh is None or stored == fresh:
-        return False
-    return stored.partition(":")[0] == fresh.partition(":")[0]
-
-
 def _collision(found: Email, inbound: InboundEmail) -> InboundEmail | None:
     """``inbound`` re-keyed by ``collision_key`` when ``found`` (holding its Message-ID key)
     is another message; None when it is the same message."""
@@ -137,7 +129,7 @@ def _collision(found: Email, inbound: InboundEmail) -> InboundEmail | None:
         inbound.message_id is None
         or inbound.content_fingerprint is None
         or inbound.dedupe_key != inbound.message_id
-        or not contents_differ(found.content_fingerprint, inbound.content_fingerprint)
+        or same_content(found.content_fingerprint, inbound.content_fingerprint)
     ):
         return None
     key = collision_key(inbound.message_id, inbound.content_fingerprint)

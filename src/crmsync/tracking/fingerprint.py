@@ -25,7 +25,8 @@ message fetched from two colleagues' mailboxes have one fingerprint. Also left o
 
 A stored fingerprint starts with its version (``v1:``); fingerprints of different versions,
 or a missing one (emails stored before fingerprints existed), say nothing: the Message-ID
-alone decides, as it did before.
+alone decides, as it did before. ``same_content`` (crmsync.core.fingerprints, re-exported
+here) is that comparison, shared with crm/.
 
 Pure: no I/O, no clock; never raises for a ``ParsedMessage``. It must never import crm/,
 sync/ or connectors/.
@@ -38,6 +39,7 @@ import re
 import unicodedata
 from datetime import UTC
 
+from crmsync.core.fingerprints import same_content
 from crmsync.tracking.parse import ParsedMessage
 
 __all__ = ["VERSION", "fingerprint", "same_content"]
@@ -87,14 +89,3 @@ def fingerprint(parsed: ParsedMessage) -> str:
     fields = (_addresses(parsed), _date(parsed), _subject(parsed), _body_digest(parsed))
     digest = hashlib.sha256(_SEPARATOR.join(fields).encode("utf-8", "surrogatepass"))
     return f"{VERSION}:{digest.hexdigest()}"
-
-
-def same_content(stored: str | None, fresh: str | None) -> bool:
-    """False only when both fingerprints are known, of one version, and differ.
-
-    An unknown fingerprint (an email stored before they existed, or one of another
-    version) cannot tell two messages apart, so the Message-ID match stands.
-    """
-    if stored is None or fresh is None or stored == fresh:
-        return True
-    return stored.partition(":")[0] != fresh.partition(":")[0]
