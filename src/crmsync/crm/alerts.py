@@ -23,8 +23,8 @@ a dismissed one stays dismissed — someone said it is no problem — and an ack
 one stays acknowledged.
 
 Must never let someone act on an alert they cannot see (``visible_alerts``' rule).
-Both alerts and item failures are kept for the organisation's retention period and then
-purged.
+Both alerts and resolved item failures are kept for the organisation's retention period
+(``alert_retention_days``) and then purged (``purge_expired``, hourly under serve).
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ from crmsync.crm.access import Principal
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import NotFound
 from crmsync.crm.models.mail import Alert, EmailServerProfile, ItemFailure, Mailbox, MailboxChannel
+from crmsync.crm.models.org import Organisation
 from crmsync.crm.pagination import Page, paginate
+from crmsync.crm.settings import OrganisationSettings
 
 DEDUPE_WINDOW = timedelta(hours=1)
 LIVE = (AlertState.OPEN, AlertState.ACKNOWLEDGED)  # a problem someone should look at
@@ -365,6 +367,16 @@ def purge_older_than(session: Session, organisation_id: uuid.UUID, cutoff: datet
         )
     )
     return int(alerts.rowcount or 0) + int(failures.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def purge_expired(session: Session, now: datetime) -> int:
+    """Purge, in every organisation, the alerts and resolved item failures older than its
+    ``alert_retention_days``; how many rows went."""
+    purged = 0
+    for organisation in session.scalars(select(Organisation)):
+        days = OrganisationSettings.model_validate(organisation.settings).alert_retention_days
+        purged += purge_older_than(session, organisation.id, now - timedelta(days=days))
+    return purged
 
 
 def failing_share(session: Session, profile: EmailServerProfile, now: datetime) -> tuple[int, int]:

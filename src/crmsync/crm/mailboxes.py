@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmsync.core.alerts import AlertCode
 from crmsync.core.types import (
     Approval,
     Channel,
@@ -35,8 +36,10 @@ from crmsync.core.types import (
 )
 from crmsync.crm import access
 from crmsync.crm.access import Principal
+from crmsync.crm.alerts import resolve_alerts
+from crmsync.crm.db import utcnow
 from crmsync.crm.errors import Forbidden, InvalidReference, NotFound, RuleViolation
-from crmsync.crm.models.mail import EmailServerProfile, Mailbox, MailboxChannel
+from crmsync.crm.models.mail import Alert, EmailServerProfile, Mailbox, MailboxChannel
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.pagination import Page, paginate
 from crmsync.crm.secrets import SecretBox
@@ -215,5 +218,15 @@ def set_approval(
     mailbox.approval = approval
     if approval is not Approval.APPROVED:
         disable_all_channels(mailbox)
+    else:
+        # "Test passed; the mailbox awaits approval" has been answered.
+        resolve_alerts(
+            session,
+            select(Alert).where(
+                Alert.mailbox_id == mailbox.id, Alert.code == AlertCode.APPROVAL_PENDING
+            ),
+            "the mailbox was approved",
+            utcnow(),
+        )
     session.flush()
     return mailbox

@@ -127,8 +127,8 @@ class OrganisationSettings(BaseModel):
         default=30,
         ge=1,
         le=3650,
-        description="How many days alerts and resolved item failures are to be kept; "
-        "crmsync does not yet purge them by it on a schedule.",
+        description="How many days alerts and resolved item failures are kept; older ones "
+        "are purged every hour by the running engine.",
     )
 
 

@@ -8,7 +8,8 @@ IMAP mailboxes whose incoming channel is enabled and stopped when it no longer i
 Each tick also runs ``sync_outgoing`` for mailboxes with email due to be sent
 (crmsync.sync.outgoing.due_outgoing), in the same pool, one pass per mailbox at a time.
 Both count into the application's Prometheus metrics when given (crmsync.metrics); a
-pass an IDLE notice triggered carries the notice's time, for its push latency.
+pass an IDLE notice triggered carries the notice's time, for its push latency. Once an
+hour it purges alerts and resolved item failures past each organisation's retention.
 
 Must never let one mailbox's failure stop the loop.
 """
@@ -26,6 +27,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from crmsync.core.types import Channel, Protocol
+from crmsync.crm.alerts import purge_expired
 from crmsync.crm.blobfiles import sweep_staging
 from crmsync.crm.db import utcnow
 from crmsync.crm.models.mail import Mailbox
@@ -42,16 +44,30 @@ from crmsync.sync.schedule import due_mailboxes
 log = logging.getLogger(__name__)
 
 WATCHER_REFRESH_SECONDS = 60.0
+PURGE_SECONDS = 3600.0
 
 
 def _start_up(store: Store) -> None:
     """Once, as the engine starts: remove staged attachment files a crash left behind
-    (sync/prepare.py), and start the parser processes, which take a second or two."""
+    (sync/incoming/parser_pool.py), and start the parser processes, which take a second or
+    two."""
     sweep_staging(store.blobs.root)
     try:
         warm_up()
     except Exception:  # without parser processes, messages are parsed in-process
         log.exception("runtime: could not start the parser processes")
+
+
+def _purge(store: Store) -> None:
+    """Alerts and resolved item failures past their organisation's retention."""
+    try:
+        with store.transaction() as session:
+            purged = purge_expired(session, utcnow())
+    except Exception:  # the next hour tries again; the engine goes on meanwhile
+        log.exception("runtime: could not purge expired alerts")
+        return
+    if purged:
+        log.info("purged %d expired alerts and item failures", purged)
 
 
 class EmbeddedRuntime:
@@ -100,9 +116,13 @@ class EmbeddedRuntime:
         # While the first ticks run, not when the first mailbox needs it.
         self._loop.run_in_executor(None, _start_up, self.store)
         next_watch_check = 0.0
+        next_purge = self._loop.time() + 60.0  # not in the busy first minute
         try:
             while not stop.is_set():
                 now = self._loop.time()
+                if now >= next_purge:
+                    self._loop.run_in_executor(None, _purge, self.store)
+                    next_purge = now + PURGE_SECONDS
                 if self.push and now >= next_watch_check:
                     await self._loop.run_in_executor(None, self._refresh_watchers)
                     next_watch_check = now + WATCHER_REFRESH_SECONDS

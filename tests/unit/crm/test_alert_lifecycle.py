@@ -12,17 +12,19 @@ from sqlalchemy.orm import Session
 from crmsync.connectors.probe import ProbeResult, ProbeStep
 from crmsync.core.alerts import AlertCode
 from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
-from crmsync.core.types import AlertSeverity, AlertState, Channel, ServerType
+from crmsync.core.types import AlertSeverity, AlertState, Approval, Channel, ServerType
 from crmsync.crm.alerts import (
     acknowledge_alert,
     dismiss_alert,
     mark_channel_ok,
+    purge_expired,
     raise_alert,
+    raise_catalogued,
     visible_alerts,
 )
 from crmsync.crm.errors import NotFound
-from crmsync.crm.mailboxes import create_mailbox_for
-from crmsync.crm.models import Alert, EmailServerProfile, Mailbox, User
+from crmsync.crm.mailboxes import create_mailbox_for, set_approval
+from crmsync.crm.models import Alert, EmailServerProfile, Mailbox, Organisation, User
 from crmsync.crm.secrets import SecretBox
 from crmsync.sync import check_enable
 from crmsync.sync.check_enable import ChannelOutcome, check_and_enable
@@ -231,3 +233,50 @@ def test_only_those_an_alert_is_addressed_to_can_act_on_it(org: Org) -> None:
         assert alert.state is AlertState.OPEN
         acknowledge_alert(session, org.principal(session, owner.owner_id), alert.id, NOW)
         assert alert.state is AlertState.ACKNOWLEDGED
+
+
+def test_approving_the_mailbox_resolves_its_awaits_approval_alert(org: Org) -> None:
+    (mailbox_id,) = _mailboxes(org, 1)
+    with org.store.transaction() as session:
+        mailbox = session.get(Mailbox, mailbox_id)
+        assert mailbox is not None
+        raise_catalogued(
+            session,
+            AlertCode.APPROVAL_PENDING,
+            organisation_id=org.organisation_id,
+            detail="passed every check",
+            mailbox=mailbox,
+            now=NOW,
+        )
+        admin = org.principal(session, org.admin_id)
+        set_approval(session, admin, mailbox, Approval.REJECTED)
+        assert _by_code(session)[AlertCode.APPROVAL_PENDING].state is AlertState.OPEN
+        set_approval(session, admin, mailbox, Approval.APPROVED)
+        alert = _by_code(session)[AlertCode.APPROVAL_PENDING]
+        assert alert.state is AlertState.RESOLVED
+        assert alert.resolution == "the mailbox was approved"
+
+
+def test_alerts_past_the_organisations_retention_are_purged(org: Org) -> None:
+    (mailbox_id,) = _mailboxes(org, 1)
+    with org.store.transaction() as session:
+        organisation = session.get(Organisation, org.organisation_id)
+        assert organisation is not None
+        organisation.settings = {**organisation.settings, "alert_retention_days": 7}
+        mailbox = session.get(Mailbox, mailbox_id)
+        assert mailbox is not None
+        for days_ago, code in ((8, "OLD"), (6, "RECENT")):
+            raise_alert(
+                session,
+                organisation_id=org.organisation_id,
+                severity=AlertSeverity.WARNING,
+                code=code,
+                title=code,
+                mailbox=mailbox,
+                now=NOW - timedelta(days=days_ago),
+            )
+        assert purge_expired(session, NOW) == 1
+        assert set(_by_code(session)) == {"RECENT"}
+        # A longer retention keeps what a shorter one would purge.
+        organisation.settings = {**organisation.settings, "alert_retention_days": 30}
+        assert purge_expired(session, NOW + timedelta(days=2)) == 0

@@ -9,9 +9,6 @@
                            again (422) with every error next to its field and what was
                            typed kept
 
-The retention of alerts is left out of the form: it is in the API, but nothing purges by
-it yet, and a page should not promise what does not happen.
-
 Both answer the 404 page to anyone who is not an administrator (``AdminViewer``); the
 settings also to an administrator without the read privilege on the organisation (and
 the form is read-only without the write privilege). Counts come from crm/overview.py,
@@ -181,6 +178,16 @@ FIELDS: tuple[SettingField, ...] = (
         "Larger attachments are not stored; the email is tracked without them.",
         Kind.MEGABYTES,
         "limits",
+    ),
+    SettingField(
+        "alert_retention_days",
+        "Keep alerts (days)",
+        "Alerts, and item failures once resolved, are deleted this many days after they "
+        "were last seen (1 to 3650).",
+        Kind.NUMBER,
+        "limits",
+        1,
+        3650,
     ),
 )
 FIELD_NAMES = {field.name for field in FIELDS}
