@@ -32,7 +32,7 @@ from crmsync.crm.activities import PartySpec
 from crmsync.crm.models import Email, EmailServerProfile, Mailbox, MailboxChannel, User
 from crmsync.crm.store import Store
 from crmsync.sync.outgoing import OutgoingOptions, sync_outgoing
-from crmsync.sync.outgoing_decide import Verdict
+from crmsync.sync.outgoing.decide import Verdict
 from tests.servers import DovecotServer, SmtpServer, fresh_database
 
 BODY = "Dear customer,\n\nplease find our offer below.\n\n" + "Line of the offer.\n" * 40
