@@ -52,13 +52,6 @@ ALERT_VIEWS: dict[str, tuple[AlertState, ...]] = {
 }
 
 
-def _id(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound(what, value[:100]) from exc
-
-
 def _kind(value: str) -> ItemKind:
     try:
         return ItemKind(value)
@@ -116,17 +109,19 @@ def _alert_action(
     return render(request, "admin/_alert.html", context)
 
 
-@router.post("/admin/alerts/{alert_id}/acknowledge")
+@router.post("/admin/alerts/{alert_id:uuid}/acknowledge")
 def acknowledge(
-    request: Request, alert_id: str, viewer: AdminViewer, session: SessionDep
+    request: Request, alert_id: uuid.UUID, viewer: AdminViewer, session: SessionDep
 ) -> Response:
-    alert = alert_service.acknowledge_alert(session, viewer.principal, _id(alert_id, "alert"))
+    alert = alert_service.acknowledge_alert(session, viewer.principal, alert_id)
     return _alert_action(request, viewer, session, alert, "Alert acknowledged")
 
 
-@router.post("/admin/alerts/{alert_id}/dismiss")
-def dismiss(request: Request, alert_id: str, viewer: AdminViewer, session: SessionDep) -> Response:
-    alert = alert_service.dismiss_alert(session, viewer.principal, _id(alert_id, "alert"))
+@router.post("/admin/alerts/{alert_id:uuid}/dismiss")
+def dismiss(
+    request: Request, alert_id: uuid.UUID, viewer: AdminViewer, session: SessionDep
+) -> Response:
+    alert = alert_service.dismiss_alert(session, viewer.principal, alert_id)
     return _alert_action(request, viewer, session, alert, "Alert dismissed")
 
 
@@ -177,11 +172,11 @@ def _rerun(request: Request, session: Session, act: Callable[[], triage.Rerun]) 
     return _outcome(request, outcome)
 
 
-@router.post("/admin/triage/{kind}/{item_id}/retry")
+@router.post("/admin/triage/{kind}/{item_id:uuid}/retry")
 def retry(
     request: Request,
     kind: str,
-    item_id: str,
+    item_id: uuid.UUID,
     viewer: AdminViewer,
     session: SessionDep,
     store: StoreDep,
@@ -189,15 +184,15 @@ def retry(
     return _rerun(
         request,
         session,
-        lambda: triage.retry(session, store, viewer.principal, _kind(kind), _id(item_id, "item")),
+        lambda: triage.retry(session, store, viewer.principal, _kind(kind), item_id),
     )
 
 
-@router.post("/admin/triage/{kind}/{item_id}/contact")
+@router.post("/admin/triage/{kind}/{item_id:uuid}/contact")
 def create_contact(
     request: Request,
     kind: str,
-    item_id: str,
+    item_id: uuid.UUID,
     viewer: AdminViewer,
     session: SessionDep,
     store: StoreDep,
@@ -206,7 +201,7 @@ def create_contact(
         request,
         session,
         lambda: triage.create_contact_and_rerun(
-            session, store, viewer.principal, _kind(kind), _id(item_id, "item")
+            session, store, viewer.principal, _kind(kind), item_id
         ),
     )
 
@@ -223,25 +218,25 @@ def _chosen(value: str) -> tuple[RecordType, uuid.UUID]:
     return chosen
 
 
-@router.get("/admin/triage/{kind}/{item_id}/regarding/options")
+@router.get("/admin/triage/{kind}/{item_id:uuid}/regarding/options")
 def regarding_options(
     request: Request,
     kind: str,
-    item_id: str,
+    item_id: uuid.UUID,
     viewer: AdminViewer,
     session: SessionDep,
     find: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     hits = search_service.search(session, viewer.principal, find, limit=8)
-    context = {"kind": _kind(kind).value, "item_id": _id(item_id, "item"), "find": find}
+    context = {"kind": _kind(kind).value, "item_id": item_id, "find": find}
     return render(request, "admin/_triage_regarding.html", {**context, "hits": hits})
 
 
-@router.post("/admin/triage/{kind}/{item_id}/regarding")
+@router.post("/admin/triage/{kind}/{item_id:uuid}/regarding")
 def regarding(
     request: Request,
     kind: str,
-    item_id: str,
+    item_id: uuid.UUID,
     viewer: AdminViewer,
     session: SessionDep,
     store: StoreDep,
@@ -251,14 +246,14 @@ def regarding(
         request,
         session,
         lambda: triage.track_with_regarding(
-            session, store, viewer.principal, _kind(kind), _id(item_id, "item"), _chosen(record)
+            session, store, viewer.principal, _kind(kind), item_id, _chosen(record)
         ),
     )
 
 
-@router.post("/admin/triage/{kind}/{item_id}/ignore")
+@router.post("/admin/triage/{kind}/{item_id:uuid}/ignore")
 def ignore(
-    request: Request, kind: str, item_id: str, viewer: AdminViewer, session: SessionDep
+    request: Request, kind: str, item_id: uuid.UUID, viewer: AdminViewer, session: SessionDep
 ) -> Response:
-    triage.ignore(session, viewer.principal, _kind(kind), _id(item_id, "item"))
+    triage.ignore(session, viewer.principal, _kind(kind), item_id)
     return _done(request, "Ignored: it stays untracked")
