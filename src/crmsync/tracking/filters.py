@@ -2,10 +2,10 @@
 
 ``decide`` is the last step before an incoming email becomes an activity. Its inputs
 are facts the engine gathered (was it correlated, what records the sender is, is it
-automated, is the sender blocked); its ``TrackDecision.reason`` is a short stable phrase a
-person reads in the item's history. Automated and blocked mail is never tracked, even when
-correlated; bounces come back as ``TrackDecision(False, "automated: bounce")`` so the
-caller can route them to the outgoing email they report on.
+automated, is the sender blocked); its ``TrackDecision.why`` names the rule that decided
+(crmsync.core.why), whose sentence — ``reason`` — a person reads in the item's history.
+Automated and blocked mail is never tracked, even when correlated; a bounce comes back as
+``automated: bounce`` (crmsync.tracking.decide routes a bounce of a CRM email before).
 
 Pure: no I/O, no clock, never logs message content. Signals relied on:
 RFC 3834 (``Auto-Submitted``), RFC 3464/6522 (multipart/report; report-type
@@ -16,55 +16,29 @@ null reverse-path ``Return-Path: <>`` (RFC 5321 4.5.5) of delivery notifications
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from crmsync.core.addresses import normalise_address
-from crmsync.core.types import RecordType
+from crmsync.core.types import Automation, RecordType, TrackingScope, TrackRule
+from crmsync.core.why import NOT_FROM_CRM_RECORD, NOT_FROM_EMAIL_ENABLED, Why
 from crmsync.tracking.parse import ParsedMessage
 
 __all__ = [
-    "AUTOMATED_PREFIX",
-    "BOUNCE",
+    "NOT_FROM_CRM_RECORD",
+    "NOT_FROM_EMAIL_ENABLED",
+    "Automation",
     "BlockList",
     "TrackDecision",
     "TrackingScope",
     "automation_reason",
     "decide",
-    "sender_reason",
 ]
-
-
-class TrackingScope(enum.StrEnum):
-    ALL = "all"
-    REPLIES_TO_CRM = "replies_to_crm"  # the default
-    FROM_CRM_RECORDS = "from_crm_records"  # leads, contacts, accounts
-    FROM_EMAIL_ENABLED = "from_email_enabled"  # any email-enabled record: also users, queues
-    NONE = "none"
-
-
-# automation_reason values
-AUTO_SUBMITTED = "auto-submitted"
-AUTO_REPLY = "auto-reply"
-BOUNCE = "bounce"
-MAILING_LIST = "mailing-list"
-AUTOMATED_PREFIX = "automated: "
-
-# decide reasons; a sender's is sender_reason(type), e.g. "sender is a contact"
-CORRELATED = "correlated to a tracked email"
-ALL_TRACKED = "all email is tracked"
-NOT_A_REPLY = "not a reply to CRM email"
-NOT_FROM_CRM_RECORD = "sender is not a lead, contact or account"
-NOT_FROM_EMAIL_ENABLED = "sender is not a CRM record"
-SENDER_BLOCKED = "sender blocked"
-DISABLED = "tracking disabled"
 
 CRM_RECORD_SENDERS = (RecordType.CONTACT, RecordType.ACCOUNT, RecordType.LEAD)
 EMAIL_ENABLED_SENDERS = (*CRM_RECORD_SENDERS, RecordType.USER, RecordType.QUEUE)
 
-_AN = frozenset({RecordType.ACCOUNT, RecordType.OPPORTUNITY, RecordType.EMAIL})
 _DAEMONS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (status notification|failure|has failed)|returned mail|"
@@ -76,8 +50,14 @@ _BOUNCE_SUBJECT = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class TrackDecision:
+    """Track or not, and ``why`` (the rule, with the scope, sender type or automation)."""
+
     track: bool
-    reason: str
+    why: Why
+
+    @property
+    def reason(self) -> str:
+        return self.why.sentence()
 
 
 def _value(raw: str | None) -> str:
@@ -96,25 +76,25 @@ def _is_bounce(msg: ParsedMessage) -> bool:
     return (from_daemon or null_sender) and looks_like_dsn
 
 
-def automation_reason(msg: ParsedMessage) -> str | None:
+def automation_reason(msg: ParsedMessage) -> Automation | None:
     """Why ``msg`` was sent by a program, or None for a person's email.
 
     ``'bounce'``, ``'auto-reply'``, ``'auto-submitted'`` or ``'mailing-list'``, checked in
     that order (a bounce is auto-submitted too, and must be told apart).
     """
     if _is_bounce(msg):
-        return BOUNCE
+        return Automation.BOUNCE
     auto_submitted = _value(msg.auto_submitted).partition(";")[0].strip()
     precedence = _value(msg.precedence)
     autoreply = _value(msg.x_autoreply)
     if auto_submitted == "auto-replied" or precedence == "auto_reply":
-        return AUTO_REPLY
+        return Automation.AUTO_REPLY
     if autoreply and autoreply not in ("no", "false", "0"):
-        return AUTO_REPLY
+        return Automation.AUTO_REPLY
     if auto_submitted and auto_submitted != "no":
-        return AUTO_SUBMITTED
+        return Automation.AUTO_SUBMITTED
     if msg.list_id or msg.list_unsubscribe or precedence in ("list", "bulk", "junk"):
-        return MAILING_LIST
+        return Automation.MAILING_LIST
     return None
 
 
@@ -156,18 +136,10 @@ class BlockList:
         return any(".".join(labels[i:]) in self.domains for i in range(len(labels)))
 
 
-def sender_reason(record_type: RecordType) -> str:
-    """``RecordType.ACCOUNT`` → ``'sender is an account'``."""
-    noun = record_type.value.replace("_", " ")
-    article = "an" if record_type in _AN else "a"
-    return f"sender is {article} {noun}"
-
-
-def _sender_reason(sender_types: frozenset[RecordType], allowed: tuple[RecordType, ...]) -> str:
-    for record_type in allowed:
-        if record_type in sender_types:
-            return sender_reason(record_type)
-    return ""
+def _sender_type(
+    sender_types: frozenset[RecordType], allowed: tuple[RecordType, ...]
+) -> RecordType | None:
+    return next((record_type for record_type in allowed if record_type in sender_types), None)
 
 
 def decide(
@@ -178,29 +150,29 @@ def decide(
     automation: str | None,
     blocked: bool,
 ) -> TrackDecision:
-    """Track or not, and why: ``TrackDecision(True, 'sender is a contact')``.
+    """Track or not, and why: ``TrackDecision(True, Why(IN_SCOPE, sender_type=CONTACT))``,
+    whose ``reason`` is ``'sender is a contact'``.
 
     Order: bounce → tracking disabled → sender blocked → other automation → correlated
     (tracked under every scope but NONE) → the scope's own rule.
     """
-    if automation == BOUNCE:
-        return TrackDecision(False, AUTOMATED_PREFIX + BOUNCE)
+    if automation == Automation.BOUNCE:
+        return TrackDecision(False, Why(TrackRule.AUTOMATED, automation=Automation.BOUNCE))
     if scope == TrackingScope.NONE:
-        return TrackDecision(False, DISABLED)
+        return TrackDecision(False, Why(TrackRule.TRACKING_DISABLED, scope=scope))
     if blocked:
-        return TrackDecision(False, SENDER_BLOCKED)
+        return TrackDecision(False, Why(TrackRule.BLOCKED_SENDER))
     if automation:
-        return TrackDecision(False, AUTOMATED_PREFIX + automation)
+        return TrackDecision(False, Why(TrackRule.AUTOMATED, automation=Automation(automation)))
     if correlated:
-        return TrackDecision(True, CORRELATED)
+        return TrackDecision(True, Why(TrackRule.CORRELATED))
     if scope == TrackingScope.ALL:
-        return TrackDecision(True, ALL_TRACKED)
-    if scope == TrackingScope.FROM_CRM_RECORDS:
-        reason = _sender_reason(sender_types, CRM_RECORD_SENDERS)
-        return TrackDecision(True, reason) if reason else TrackDecision(False, NOT_FROM_CRM_RECORD)
-    if scope == TrackingScope.FROM_EMAIL_ENABLED:
-        reason = _sender_reason(sender_types, EMAIL_ENABLED_SENDERS)
-        if reason:
-            return TrackDecision(True, reason)
-        return TrackDecision(False, NOT_FROM_EMAIL_ENABLED)
-    return TrackDecision(False, NOT_A_REPLY)
+        return TrackDecision(True, Why(TrackRule.IN_SCOPE, scope=scope))
+    allowed = {
+        TrackingScope.FROM_CRM_RECORDS: CRM_RECORD_SENDERS,
+        TrackingScope.FROM_EMAIL_ENABLED: EMAIL_ENABLED_SENDERS,
+    }.get(TrackingScope(scope), ())
+    sender = _sender_type(sender_types, allowed)
+    if sender is not None:
+        return TrackDecision(True, Why(TrackRule.IN_SCOPE, scope=scope, sender_type=sender))
+    return TrackDecision(False, Why(TrackRule.OUT_OF_SCOPE, scope=scope))
