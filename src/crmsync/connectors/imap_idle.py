@@ -113,6 +113,13 @@ class ImapIdle(ImapSession):
             raise
         return IdleOutcome(changed=changed)
 
+    def interrupt(self) -> None:
+        """From another thread: end a waiting ``idle_wait`` at once. The socket is shut
+        down, so the waiting thread sees the connection closed (CONNECTION_LOST) and
+        closes it; nothing is sent, so there is nothing to interleave with that thread."""
+        with contextlib.suppress(OSError):  # already closed is the outcome wanted
+            self._client.socket().shutdown(socket.SHUT_RDWR)
+
     def _idle_tag(self) -> Any:
         return self._client._idle_tag
 

@@ -458,6 +458,22 @@ def test_idle_wakes_on_a_flag_change_and_an_expunge(
         assert idler.outcome == IdleOutcome(changed=True)
 
 
+@pytest.mark.parametrize("security", [Security.IMPLICIT_TLS, Security.PLAIN])
+def test_interrupt_ends_an_idle_from_another_thread_at_once(
+    open_imap: Opener, security: Security
+) -> None:
+    imap = open_imap(security)
+    imap.select_folder("INBOX", readonly=True)
+    idler = _idle_in_background(imap, 60)
+    interrupted = time.monotonic()
+    imap.interrupt()
+    idler.join(5)
+    assert not idler.is_alive()
+    assert idler.ended - interrupted < 1.0
+    assert idler.error is not None
+    assert idler.error.code is ErrorCode.CONNECTION_LOST
+
+
 def test_idle_times_out_cleanly(imap: ImapConnection) -> None:
     imap.select_folder("INBOX", readonly=True)
     for _ in range(2):

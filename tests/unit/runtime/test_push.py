@@ -48,6 +48,9 @@ class FakeConnection:
     def select_folder(self, name: str, *, readonly: bool = False) -> None:
         self.selected.append((name, readonly))
 
+    def interrupt(self) -> None:
+        """Nothing to interrupt: the scripted steps never block."""
+
     def idle_wait(self, timeout: float) -> IdleOutcome:
         if not self.steps:
             self.on_exhausted()
@@ -189,20 +192,56 @@ def _started(connect: Callable[[Endpoint, Credentials], Any]) -> IdleWatcher:
     return watcher
 
 
-def test_stop_ends_an_idling_watcher_within_one_idle_period() -> None:
+def test_stop_interrupts_an_idle_at_once() -> None:
+    """A watcher told to stop (its mailbox disabled, its password changed, serve shutting
+    down) lets its connection go now, not at the end of a two-minute IDLE."""
     idling = threading.Event()
 
     class Idling(FakeConnection):
+        def __init__(self) -> None:
+            super().__init__([], lambda: None)
+            self.interrupted = threading.Event()
+
+        def interrupt(self) -> None:
+            self.interrupted.set()
+
         def idle_wait(self, timeout: float) -> IdleOutcome:
             idling.set()
-            time.sleep(timeout)
+            if self.interrupted.wait(timeout):
+                raise SyncError(ErrorCode.CONNECTION_LOST)
             return IdleOutcome(changed=False)
 
-    watcher = _started(lambda *_: Idling([], lambda: None))
+    connection = Idling()
+    watcher = IdleWatcher(
+        MAILBOX,
+        ENDPOINT,
+        CREDENTIALS,
+        lambda *_: None,
+        idle_seconds=60.0,
+        connect=lambda *_: connection,
+    )
+    watcher.start()
     assert idling.wait(2)
+    started = time.monotonic()
     watcher.stop()
-    watcher.join(1.0)
+    watcher.join(2.0)
     assert not watcher.is_alive()
+    assert time.monotonic() - started < 0.5
+    assert connection.closed
+
+
+def test_a_server_that_drops_every_idle_is_not_reconnected_every_second() -> None:
+    """SELECT works, IDLE is dropped at once, again and again (a proxy that cuts idle
+    connections): the backoff keeps doubling, because no connection lasted an IDLE."""
+    lost = SyncError(ErrorCode.CONNECTION_LOST)
+    server = FakeServer([[lost] for _ in range(6)])
+    watcher, wakes = watcher_for(server)
+    watcher.run()
+    stop = watcher.stopping
+    assert isinstance(stop, RecordingStop)
+    assert stop.waits[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    # Each reconnect still lets the sync look for what arrived meanwhile.
+    assert len(wakes) == 6
 
 
 def test_stop_interrupts_the_backoff() -> None:
