@@ -32,12 +32,12 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from crmsync.core.addresses import normalise_address
+from crmsync.core.email_keys import dedupe_key_of
 from crmsync.core.types import CorrelationMethod, EmailStatus, Privilege, RecordType
 from crmsync.crm.access import Principal
 from crmsync.crm.activities import delete_activity, get_activity, update_activity
 from crmsync.crm.db import utcnow
 from crmsync.crm.errors import Conflict, InvalidReference
-from crmsync.crm.inbound import dedupe_key_of
 from crmsync.crm.models.activities import Activity, ActivityParty, Email
 from crmsync.crm.models.org import User
 from crmsync.crm.models.records import Contact, Lead

@@ -19,7 +19,6 @@ still fold into that one.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,6 +28,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crmsync.core.email_keys import collision_key
 from crmsync.core.fingerprints import same_content
 from crmsync.core.types import (
     ActivityState,
@@ -99,27 +99,6 @@ class MessageUntracked(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
-
-
-def dedupe_key_of(message_id: str | None, raw_sha256: str | None) -> str | None:
-    """A message's key in ``email_keys``: its Message-ID, else a digest of its bytes.
-
-    Each recipient's copy differs in its trace headers, so the raw digest only serves
-    messages without a Message-ID (rare, and then per copy). None when there is neither.
-    """
-    if message_id:
-        return message_id
-    return f"sha256:{raw_sha256}" if raw_sha256 else None
-
-
-def collision_key(message_id: str, content_fingerprint: str) -> str:
-    """The key of a message that reuses ``message_id`` with other content.
-
-    Digested so that it fits the key column whatever the Message-ID's length; the same
-    for every copy of that message, so its copies in other mailboxes still fold.
-    """
-    digest = hashlib.sha256(f"{message_id}\n{content_fingerprint}".encode()).hexdigest()
-    return f"collision:{digest}"
 
 
 def _collision(found: Email, inbound: InboundEmail) -> InboundEmail | None:

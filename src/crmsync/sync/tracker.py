@@ -32,16 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.core.addresses import normalise_address
+from crmsync.core.email_keys import collision_key, dedupe_key_of
 from crmsync.core.types import CorrelationMethod, RecordState, RecordType
 from crmsync.crm import addresses
 from crmsync.crm.db import table_of
-from crmsync.crm.inbound import (
-    AttachmentRow,
-    InboundEmail,
-    PartyRow,
-    collision_key,
-    dedupe_key_of,
-)
+from crmsync.crm.inbound import AttachmentRow, InboundEmail, PartyRow
 from crmsync.crm.models.activities import ActivityParty, Email
 from crmsync.crm.models.org import Queue, User
 from crmsync.crm.models.records import Contact, Lead
