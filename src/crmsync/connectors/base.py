@@ -125,7 +125,24 @@ class SendResult:
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
-class MailFolderSource(Protocol):
+class FolderSearch(Protocol):
+    """Opening a folder and finding a message in it by its Message-ID: all the reading
+    the outgoing engine does (its evidence in the Sent folder).
+
+    Raises ``SyncError``: FOLDER_MISSING for a folder that does not exist,
+    CONNECTION_LOST/TIMEOUT/... for the network.
+    """
+
+    def select_folder(self, name: str, *, readonly: bool = False) -> FolderStatus:
+        """Open ``name``; its UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ form the new cursor."""
+        ...
+
+    def search_message_id(self, message_id: str) -> list[int]:
+        """UIDs whose Message-ID header is exactly ``message_id`` (brackets optional)."""
+        ...
+
+
+class MailFolderSource(FolderSearch, Protocol):
     """Reading an IMAP-like store: folders of UID-addressed messages, cursors, push.
 
     A folder must be selected (``select_folder``/``select_qresync``) before the other
@@ -148,10 +165,6 @@ class MailFolderSource(Protocol):
     @property
     def supports_idle(self) -> bool:
         """``idle_wait`` works; without it the engine polls."""
-        ...
-
-    def select_folder(self, name: str, *, readonly: bool = False) -> FolderStatus:
-        """Open ``name``; its UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ form the new cursor."""
         ...
 
     def select_qresync(
@@ -196,10 +209,6 @@ class MailFolderSource(Protocol):
         """UIDs expunged since ``modseq`` (QRESYNC), ascending."""
         ...
 
-    def search_message_id(self, message_id: str) -> list[int]:
-        """UIDs whose Message-ID header is exactly ``message_id`` (brackets optional)."""
-        ...
-
     def idle_wait(self, timeout: float) -> IdleOutcome:
         """Block until the server announces a change or ``timeout`` seconds pass.
 
@@ -208,7 +217,29 @@ class MailFolderSource(Protocol):
         ...
 
 
-class MailFolderWriter(Protocol):
+class FolderFiling(Protocol):
+    """Filing a message: the Sent folder found, and a copy appended to it.
+
+    Raises ``SyncError`` as ``MailFolderSource`` does; QUOTA when the server is full.
+    """
+
+    def append(
+        self,
+        folder: str,
+        raw: bytes,
+        flags: Sequence[str] = ("\\Seen",),
+        when: datetime | None = None,
+    ) -> int | None:
+        """Store ``raw`` in ``folder``; the new UID with UIDPLUS (RFC 4315), else None."""
+        ...
+
+    def find_sent_folder(self) -> str:
+        """The Sent folder: SPECIAL-USE ``\\Sent`` (RFC 6154), else a usual name, else a
+        new "Sent" in the personal namespace."""
+        ...
+
+
+class MailFolderWriter(FolderFiling, Protocol):
     """Changing an IMAP-like store: the Sent copy, folder-level tracking, clean-up.
 
     Raises ``SyncError`` as ``MailFolderSource`` does; QUOTA when the server is full.
@@ -224,23 +255,8 @@ class MailFolderWriter(Protocol):
         """``append`` can return the new UID, and expunges touch only the given UIDs."""
         ...
 
-    def append(
-        self,
-        folder: str,
-        raw: bytes,
-        flags: Sequence[str] = ("\\Seen",),
-        when: datetime | None = None,
-    ) -> int | None:
-        """Store ``raw`` in ``folder``; the new UID with UIDPLUS (RFC 4315), else None."""
-        ...
-
     def ensure_folder(self, name: str) -> None:
         """Create ``name`` unless it exists (and subscribe it)."""
-        ...
-
-    def find_sent_folder(self) -> str:
-        """The Sent folder: SPECIAL-USE ``\\Sent`` (RFC 6154), else a usual name, else a
-        new "Sent" in the personal namespace."""
         ...
 
     def move(self, uids: Iterable[int], folder: str) -> None:
@@ -279,6 +295,11 @@ class MessageDrop(Protocol):
 
     def delete(self, number: int) -> None:
         """Mark for deletion; committed only by QUIT."""
+        ...
+
+    def header(self, number: int, *, max_size: int) -> bytes | None:
+        """The header section (``TOP n 0``, RFC 1939 §7; the whole message where the
+        server has no TOP), or None when larger than ``max_size``."""
         ...
 
 

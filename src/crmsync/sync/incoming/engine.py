@@ -6,7 +6,10 @@ the pass; this engine supplies the protocol work::
     Runnable context ──▶ IMAP: INBOX from its cursor (imap.py)   ──▶ ingest pipeline
                   └─▶ POP3: UIDLs not yet in the ledger (pop3.py)   (ingest.py)
 
-and the figures of a pass: fetched, tracked, failed and bounced messages.
+and the figures of a pass: fetched, tracked, failed and bounced messages. Both passes
+reach their server only through ``IncomingOptions.open_imap``/``open_pop3``, sessions
+typed by the connector Protocols, so the in-memory server (connectors/memory.py) can
+stand in for Dovecot.
 Must never decide an email's fate itself (that is tracking/) or write a cursor outside
 the batch transaction of the ingest pipeline.
 """

@@ -36,7 +36,7 @@ from itertools import islice
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from crmsync.connectors.imap import ImapConnection
+from crmsync.connectors.base import MailFolderSource
 from crmsync.core.alerts import AlertCode
 from crmsync.core.errors import ErrorCode, SyncError
 from crmsync.core.types import Channel
@@ -59,8 +59,8 @@ def sync_imap_inbox(
     store: Store, ctx: Runnable, options: IncomingOptions, report: IncomingReport
 ) -> None:
     assert ctx.plan.incoming is not None
-    with ImapConnection.open(
-        ctx.plan.incoming, ctx.plan.credentials, ignore_capabilities=options.ignore_capabilities
+    with options.open_imap(
+        ctx.plan.incoming, ctx.plan.credentials, options.ignore_capabilities
     ) as conn:
         sync_folder(store, ctx, conn, INBOX, options, report)
 
@@ -98,7 +98,7 @@ def reset_uidvalidity_resyncs(session: Session, mailbox_id: uuid.UUID) -> None:
 def sync_folder(
     store: Store,
     ctx: MailboxContext,
-    conn: ImapConnection,
+    conn: MailFolderSource,
     folder: str,
     options: IncomingOptions,
     report: IncomingReport,
@@ -141,7 +141,7 @@ def sync_folder(
 
 
 def _batches(
-    conn: ImapConnection,
+    conn: MailFolderSource,
     uids: list[int],
     folder: str,
     uidvalidity: int,
@@ -221,7 +221,7 @@ def _unprocessed(
 
 
 def _remap(
-    store: Store, ctx: MailboxContext, conn: ImapConnection, folder: str, uidvalidity: int
+    store: Store, ctx: MailboxContext, conn: MailFolderSource, folder: str, uidvalidity: int
 ) -> None:
     """UIDVALIDITY changed: find known messages under their new UIDs by Message-ID."""
     metas = conn.fetch_meta(conn.all_uids())

@@ -23,7 +23,7 @@ from itertools import islice
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crmsync.connectors.pop3 import Pop3Connection
+from crmsync.connectors.base import MessageDrop
 from crmsync.crm.models.sync_state import Pop3Seen
 from crmsync.crm.store import Store
 from crmsync.sync.context import MailboxContext, Runnable
@@ -48,7 +48,7 @@ def sync_pop3(
 ) -> None:
     assert ctx.plan.incoming is not None
     limits = ParseLimits(max_bytes=ctx.settings.max_message_bytes)
-    with Pop3Connection.open(ctx.plan.incoming, ctx.plan.credentials) as pop:
+    with options.open_pop3(ctx.plan.incoming, ctx.plan.credentials) as pop:
         listing = pop.uidl()
         seen = _seen(store, ctx)
         on_server = {uidl for _, uidl in listing}
@@ -75,7 +75,7 @@ def sync_pop3(
 
 
 def _batches(
-    pop: Pop3Connection, ctx: MailboxContext, new: list[tuple[int, str]], options: IncomingOptions
+    pop: MessageDrop, ctx: MailboxContext, new: list[tuple[int, str]], options: IncomingOptions
 ) -> Iterator[list[Fetched]]:
     stream = iter(new)
     while chunk := list(islice(stream, options.batch_messages)):
@@ -95,13 +95,13 @@ def _cap(ctx: MailboxContext) -> int:
     return ctx.settings.max_message_bytes
 
 
-def _sizes(pop: Pop3Connection, numbers: list[int]) -> list[int]:
+def _sizes(pop: MessageDrop, numbers: list[int]) -> list[int]:
     sizes = pop.list_sizes()
     return [sizes.get(number, 0) for number in numbers]
 
 
 def _delete_processed(
-    store: Store, ctx: MailboxContext, pop: Pop3Connection, listing: list[tuple[int, str]]
+    store: Store, ctx: MailboxContext, pop: MessageDrop, listing: list[tuple[int, str]]
 ) -> list[str]:
     seen = _seen(store, ctx)
     deleted = []
@@ -128,7 +128,7 @@ def _mark(store: Store, ctx: MailboxContext, deleted: list[str], gone: set[str])
 def _remap(
     store: Store,
     ctx: MailboxContext,
-    pop: Pop3Connection,
+    pop: MessageDrop,
     listing: list[tuple[int, str]],
     seen: dict[str, Pop3Seen],
     limits: ParseLimits,

@@ -1,31 +1,26 @@
-"""The two server sessions the outgoing engine uses, as small Protocols.
+"""The two server sessions the outgoing engine uses: connector Protocols, and how to close.
 
-``SmtpSession`` sends (one transaction per email, the session kept open for the batch);
-``SentFolderSession`` finds and fills the mailbox's Sent folder over IMAP. The engine
-takes factories for both (``OutgoingOptions.open_smtp``/``open_imap``), so its state
-machine can be driven in tests by in-memory implementations that fail on cue; the
-defaults open the real connectors.
+``SmtpSession`` sends (``base.MessageSender``: one transaction per email, the session kept
+open for the batch); ``SentFolderSession`` finds and fills the mailbox's Sent folder over
+IMAP (``base.FolderSearch`` and ``base.FolderFiling``). Each adds only how the engine
+ends the session. The engine takes factories for both (``OutgoingOptions.open_smtp``/
+``open_imap``), so its state machine can be driven in tests by in-memory implementations
+that fail on cue; the defaults open the real connectors.
 
 Must never hold database state, or raise anything but ``SyncError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Protocol
 
-from crmsync.connectors.base import FolderStatus, SendResult
+from crmsync.connectors.base import FolderFiling, FolderSearch, MessageSender, SendResult
 from crmsync.connectors.endpoints import Credentials, Endpoint
 from crmsync.connectors.imap import ImapConnection
 from crmsync.connectors.smtp import SmtpConnection
 
 
-class SmtpSession(Protocol):
-    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
-        """One MAIL/RCPT/DATA transaction (``base.MessageSender.send``)."""
-        ...
-
+class SmtpSession(MessageSender, Protocol):
     @property
     def is_open(self) -> bool:
         """False once the server closed the session (a 421, a broken connection)."""
@@ -36,22 +31,10 @@ class SmtpSession(Protocol):
         ...
 
 
-class SentFolderSession(Protocol):
-    def find_sent_folder(self) -> str: ...
-
-    def select_folder(self, name: str, *, readonly: bool = False) -> FolderStatus: ...
-
-    def search_message_id(self, message_id: str) -> list[int]: ...
-
-    def append(
-        self,
-        folder: str,
-        raw: bytes,
-        flags: Sequence[str] = ("\\Seen",),
-        when: datetime | None = None,
-    ) -> int | None: ...
-
-    def logout(self) -> None: ...
+class SentFolderSession(FolderSearch, FolderFiling, Protocol):
+    def logout(self) -> None:
+        """LOGOUT and close; never raises."""
+        ...
 
 
 class _Smtp:
@@ -59,6 +42,10 @@ class _Smtp:
 
     def __init__(self, connection: SmtpConnection) -> None:
         self._connection = connection
+
+    @property
+    def max_message_size(self) -> int | None:
+        return self._connection.max_message_size
 
     def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
         return self._connection.send(envelope_from, recipients, raw)

@@ -1,64 +1,47 @@
 """The cap on UIDVALIDITY re-maps: a folder renumbered again and again stops the channel.
 
-The incoming pass runs on a migrated store with a scripted folder in place of the IMAP
-connection (``RenumberingFolder``: empty, a new UIDVALIDITY at every SELECT), so the
-count of re-maps is what changes from pass to pass. Re-mapping against the real Dovecot
-is in tests/integration/test_incoming.py; the reset by Test & Enable in
+The incoming pass runs on a migrated store against the in-memory mail server, whose
+INBOX (empty) is given a new UIDVALIDITY before every pass (a server gone wrong), so
+the count of re-maps is what changes from pass to pass. Re-mapping against the real
+Dovecot is in tests/integration/test_incoming.py; the reset by Test & Enable in
 tests/integration/test_server_quirks.py.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any, Self
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import select
 
-from crmsync.connectors.base import FolderStatus, MessageMeta, RawMessage
+from crmsync.connectors.memory import MemoryFolder, MemoryMailServer
 from crmsync.core.errors import ErrorCode
 from crmsync.core.types import Approval, Channel, ConnectionSecurity, ServerType
 from crmsync.crm.mailboxes import create_mailbox_for
 from crmsync.crm.models import Alert, EmailServerProfile, FolderCursor, Mailbox, User
 from crmsync.crm.secrets import SecretBox
-from crmsync.sync.incoming import IncomingOptions, sync_incoming
-from crmsync.sync.incoming import imap as incoming_imap
+from crmsync.sync.incoming import IncomingOptions, IncomingReport, sync_incoming
 from crmsync.sync.incoming.imap import MAX_UIDVALIDITY_RESYNCS, reset_uidvalidity_resyncs
 from tests.conftest import Org
 
 
-class RenumberingFolder:
-    """An empty INBOX whose UIDVALIDITY is new at every SELECT (a server gone wrong)."""
+@dataclass
+class Renumbering:
+    """An empty INBOX renumbered before every pass; ``listings`` counts whole-folder
+    listings, which is what each re-map costs."""
 
-    def __init__(self) -> None:
-        self.uidvalidity = 1000
-        self.selects = 0
-        self.listings = 0  # whole-folder listings: what each re-map costs
+    server: MemoryMailServer
+    inbox: MemoryFolder
 
-    def __enter__(self) -> Self:
-        return self
+    @property
+    def listings(self) -> int:
+        return self.server.calls["all_uids"]
 
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def select_folder(self, name: str, *, readonly: bool = False) -> FolderStatus:
-        self.selects += 1
-        self.uidvalidity += 1
-        return FolderStatus(self.uidvalidity, 1, 0, None)
-
-    def all_uids(self) -> list[int]:
-        self.listings += 1
-        return []
-
-    def uids_after(self, last_uid: int) -> list[int]:
-        return []
-
-    def fetch_meta(self, uids: Iterable[int]) -> list[MessageMeta]:
-        return []
-
-    def fetch_raw(self, uids: Iterable[int], *, max_size: int | None) -> Iterator[RawMessage]:
-        return iter(())
+    def sync(self, org: Org, box: SecretBox, mailbox_id: uuid.UUID) -> IncomingReport:
+        self.inbox.renumber()
+        options = IncomingOptions(open_imap=self.server.open_imap)
+        return sync_incoming(org.store, box, mailbox_id, options)
 
 
 @pytest.fixture
@@ -67,14 +50,9 @@ def box() -> SecretBox:
 
 
 @pytest.fixture
-def folder(monkeypatch: pytest.MonkeyPatch) -> RenumberingFolder:
-    scripted = RenumberingFolder()
-
-    def open_scripted(*args: Any, **kwargs: Any) -> RenumberingFolder:
-        return scripted
-
-    monkeypatch.setattr(incoming_imap.ImapConnection, "open", open_scripted)
-    return scripted
+def folder() -> Renumbering:
+    server = MemoryMailServer()
+    return Renumbering(server, server.add_account("ann", "secret").inbox)
 
 
 def _mailbox(org: Org, box: SecretBox) -> uuid.UUID:
@@ -111,19 +89,18 @@ def _changes(org: Org, mailbox_id: uuid.UUID) -> int:
 
 
 def test_a_folder_renumbered_too_often_stops_the_channel_with_an_alert(
-    org: Org, box: SecretBox, folder: RenumberingFolder
+    org: Org, box: SecretBox, folder: Renumbering
 ) -> None:
     mailbox_id = _mailbox(org, box)
-    options = IncomingOptions()
-    first = sync_incoming(org.store, box, mailbox_id, options)  # the cursor is born
+    first = folder.sync(org, box, mailbox_id)  # the cursor is born
     assert first.error is None
     for done in range(1, MAX_UIDVALIDITY_RESYNCS + 1):
-        report = sync_incoming(org.store, box, mailbox_id, options)
+        report = folder.sync(org, box, mailbox_id)
         assert report.error is None, report.error
         assert _changes(org, mailbox_id) == done
     assert folder.listings == MAX_UIDVALIDITY_RESYNCS
 
-    stopped = sync_incoming(org.store, box, mailbox_id, options)
+    stopped = folder.sync(org, box, mailbox_id)
     assert stopped.error is not None
     assert stopped.error.code is ErrorCode.UIDVALIDITY_RESYNC_LIMIT
     assert folder.listings == MAX_UIDVALIDITY_RESYNCS  # not listed a sixth time
@@ -144,21 +121,21 @@ def test_a_folder_renumbered_too_often_stops_the_channel_with_an_alert(
             select(FolderCursor).where(FolderCursor.mailbox_id == mailbox_id)
         ).one()
         # The cursor still holds the last UIDVALIDITY it synced under: nothing moved.
-        assert cursor.uidvalidity == folder.uidvalidity - 1
+        assert cursor.uidvalidity == folder.inbox.uidvalidity - 1
 
 
 def test_after_the_reset_re_maps_are_allowed_again(
-    org: Org, box: SecretBox, folder: RenumberingFolder
+    org: Org, box: SecretBox, folder: Renumbering
 ) -> None:
     mailbox_id = _mailbox(org, box)
     for _ in range(MAX_UIDVALIDITY_RESYNCS + 2):
-        sync_incoming(org.store, box, mailbox_id, IncomingOptions())
+        folder.sync(org, box, mailbox_id)
     assert _changes(org, mailbox_id) == MAX_UIDVALIDITY_RESYNCS
     with org.store.transaction() as session:  # what a passing Test & Enable does
         reset_uidvalidity_resyncs(session, mailbox_id)
         mailbox = session.get(Mailbox, mailbox_id)
         assert mailbox is not None
         mailbox.channel(Channel.INCOMING).enabled = True
-    report = sync_incoming(org.store, box, mailbox_id, IncomingOptions())
+    report = folder.sync(org, box, mailbox_id)
     assert report.error is None, report.error
     assert _changes(org, mailbox_id) == 1
