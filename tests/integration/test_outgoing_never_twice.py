@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,12 +37,12 @@ def outbox(connected: Connected) -> Outbox:
 def _dead_worker() -> str:
     """A worker name of this host whose process has exited."""
     done = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
+        [sys.executable, "-c", "from crmsync.sync import leases; print(leases.worker_name())"],
         capture_output=True,
         text=True,
         check=True,
     )
-    return f"{socket.gethostname()}:{int(done.stdout)}:1"
+    return done.stdout.strip()
 
 
 def _crash_after_accept(outbox: Outbox, email_id: uuid.UUID, claim: str, **values: object) -> None:

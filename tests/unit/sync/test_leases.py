@@ -108,8 +108,9 @@ def test_acquiring_again_renews_only_the_holders_lease(org: Org) -> None:
 def test_a_lease_of_a_dead_local_process_is_taken_over_at_once(org: Org) -> None:
     mailbox_id = _mailbox(org)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
+    host, _, thread, identity = leases.worker_name().split(":")
     child.wait()
-    dead = f"{leases.worker_name().partition(':')[0]}:{child.pid}:1"
+    dead = f"{host}:{child.pid}:{thread}:{identity}"
     assert leases.owner_is_dead(dead)
     assert not leases.owner_is_dead(leases.worker_name())
     assert acquire(org.store, mailbox_id, Channel.INCOMING, dead)
@@ -120,3 +121,18 @@ def test_a_lease_of_a_dead_local_process_is_taken_over_at_once(org: Org) -> None
     release(org.store, mailbox_id, Channel.INCOMING, B)
     assert acquire(org.store, mailbox_id, Channel.INCOMING, me)
     assert not acquire(org.store, mailbox_id, Channel.INCOMING, B)
+
+
+def test_only_a_sure_death_frees_a_lease_early() -> None:
+    """A lease is taken over before it expires only when its holder is known to be gone;
+    anything uncertain waits for the TTL — a second send is worse than a late one."""
+    host, pid, thread, identity = leases.worker_name().split(":")
+    namespace, _, started = identity.partition(".")
+    # This very process id, started at another time: the id was reused, the holder is gone.
+    assert leases.owner_is_dead(f"{host}:{pid}:{thread}:{namespace}.{int(started) + 1}")
+    # A process of another PID namespace (a container sharing the host name) or another
+    # host: its id means nothing here.
+    assert not leases.owner_is_dead(f"{host}:999999:{thread}:{int(namespace) + 1}.1")
+    assert not leases.owner_is_dead(f"other-host:999999:{thread}:{identity}")
+    # A name without an identity, as older versions wrote them.
+    assert not leases.owner_is_dead(f"{host}:999999:{thread}")
