@@ -9,7 +9,17 @@ talks to a mail server.
 "One message, one activity" is a database constraint (``email_keys``): when two
 mailboxes store the same message at the same time, one insert wins and the other links
 to the winner's activity. A key with no activity is a message a person untracked: it is
-never stored again (``MessageUntracked``) unless a person tracks it by hand.
+never stored again unless a person tracks it by hand (who removes the key first).
+
+    store_emails(batch)
+        ├─ bulk: a few INSERT statements for the whole batch (the common case)
+        └─ a key was stored meanwhile (IntegrityError, rolled back to a savepoint):
+           row by row — insert, or link to the email holding the key, or leave out a
+           message untracked meanwhile; an email correlated with an earlier row of the
+           batch follows that row to the email it became
+
+Every field of ``InboundEmail`` becomes a column in ``_rows``, the one mapping both ways
+share.
 
 A Message-ID is the key only while the content agrees: a different message reusing a
 tracked email's Message-ID (``content_fingerprint`` differs) is keyed by
@@ -20,11 +30,12 @@ still fold into that one.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +49,7 @@ from crmsync.core.types import (
     Participation,
     RecordType,
 )
-from crmsync.crm.blobs import BlobStore
+from crmsync.core.why import Why
 from crmsync.crm.db import table_of
 from crmsync.crm.models.activities import Activity, ActivityParty, Attachment, Email
 from crmsync.crm.models.sync_state import EmailKey, QueueItem
@@ -91,88 +102,179 @@ class InboundEmail:
     correlated_with: uuid.UUID | None = None
     # crmsync.tracking.fingerprint of the message; None when unknown.
     content_fingerprint: str | None = None
+    # Why it was tracked (crmsync.tracking.decide), for Email.why.
+    why: Why | None = None
 
 
-class MessageUntracked(Exception):
-    """The message's key is a tombstone: a person untracked it; it must not come back."""
+@dataclass(frozen=True)
+class NewEmail:
+    """An email to store as ``email_id``, and the SHA-256 of its raw message (stored)."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
+    email_id: uuid.UUID
+    inbound: InboundEmail
+    raw_sha256: str
 
 
-def _collision(found: Email, inbound: InboundEmail) -> InboundEmail | None:
-    """``inbound`` re-keyed by ``collision_key`` when ``found`` (holding its Message-ID key)
-    is another message; None when it is the same message."""
+@dataclass(frozen=True)
+class Stored:
+    """Where a ``NewEmail`` went: its own id (``created``), the email that held its key
+    already, or None when a person untracked the message meanwhile."""
+
+    email_id: uuid.UUID | None
+    created: bool
+
+
+@dataclass
+class _Rows:
+    activity: dict[str, Any]
+    email: dict[str, Any]
+    key: dict[str, Any]
+    parties: list[dict[str, Any]]
+    attachments: list[dict[str, Any]]
+    queued: list[dict[str, Any]]
+
+
+def store_emails(session: Session, emails: Sequence[NewEmail]) -> list[Stored]:
+    """Store ``emails``, one ``Stored`` each, in order.
+
+    The blobs they refer to — raw messages and attachments — must be stored already
+    (their rows added; their files durable before the commit). Runs in the caller's
+    transaction; what it writes is rolled back to a savepoint when a key turns out to be
+    taken, then written row by row.
+    """
+    if not emails:
+        return []
+    try:
+        with session.begin_nested():
+            _insert(session, [_rows(email) for email in emails])
+        return [Stored(email.email_id, True) for email in emails]
+    except IntegrityError:
+        pass  # another worker stored some of these messages meanwhile
+    renamed: dict[uuid.UUID, uuid.UUID | None] = {}
+    stored: list[Stored] = []
+    for email in emails:
+        inbound = _relinked(session, email.inbound, renamed)
+        outcome = _store_one(session, replace(email, inbound=inbound))
+        renamed[email.email_id] = outcome.email_id
+        stored.append(outcome)
+    return stored
+
+
+def _store_one(session: Session, email: NewEmail) -> Stored:
+    inbound = email.inbound
+    holder = _key_row(session, inbound)
+    if holder is None:
+        try:
+            with session.begin_nested():
+                _insert(session, [_rows(email)])
+            return Stored(email.email_id, True)
+        except IntegrityError:
+            holder = _key_row(session, inbound)  # the winner of a race for the key
+            if holder is None:
+                raise
+    found_id = holder.email_id
+    if found_id is None:  # a tombstone: a person untracked the message
+        return Stored(None, False)
+    fingerprint = session.scalar(select(Email.content_fingerprint).where(Email.id == found_id))
+    if (rekeyed := _collision(found_id, fingerprint, inbound)) is not None:
+        return _store_one(session, replace(email, inbound=rekeyed))
+    add_to_queue(session, inbound.queue_id, found_id)
+    return Stored(found_id, False)
+
+
+def _key_row(session: Session, inbound: InboundEmail) -> Row[uuid.UUID | None] | None:
+    """The key's row (its ``email_id`` None for a tombstone), or None."""
+    return session.execute(
+        select(EmailKey.email_id).where(
+            EmailKey.organisation_id == inbound.organisation_id,
+            EmailKey.key == inbound.dedupe_key,
+        )
+    ).first()
+
+
+def _collision(
+    found_id: uuid.UUID, found_fingerprint: str | None, inbound: InboundEmail
+) -> InboundEmail | None:
+    """``inbound`` re-keyed by ``collision_key`` when the email holding its Message-ID
+    key is another message; None when it is the same message."""
     if (
         inbound.message_id is None
         or inbound.content_fingerprint is None
         or inbound.dedupe_key != inbound.message_id
-        or same_content(found.content_fingerprint, inbound.content_fingerprint)
+        or same_content(found_fingerprint, inbound.content_fingerprint)
     ):
         return None
     key = collision_key(inbound.message_id, inbound.content_fingerprint)
-    return replace(inbound, dedupe_key=key)
+    why = replace(inbound.why, collides_with=found_id) if inbound.why is not None else None
+    return replace(inbound, dedupe_key=key, why=why)
 
 
-def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, str]]) -> None:
-    """Insert a batch of new emails (id, what, raw SHA-256) with a few bulk statements.
+def _relinked(
+    session: Session, inbound: InboundEmail, renamed: dict[uuid.UUID, uuid.UUID | None]
+) -> InboundEmail:
+    """``inbound`` correlated with the email an earlier row of its batch became (its
+    planned id was taken by another worker's copy); the link is left out when that
+    email is gone (deleted meanwhile, or its message untracked)."""
+    planned = inbound.correlated_with
+    if planned is None:
+        return inbound
+    target = renamed.get(planned, planned)
+    if target is not None:
+        target = session.scalar(select(Email.id).where(Email.id == target))
+    if target == planned:
+        return inbound
+    why = inbound.why
+    if why is not None and why.correlation is not None and target is not None:
+        why = replace(why, correlation=replace(why.correlation, email_id=target))
+    return replace(inbound, correlated_with=target, why=why)
 
-    The blobs they refer to — raw messages and attachments — must be stored already
-    (their rows added; their files durable before the commit).
 
-    Raises IntegrityError when one of the dedupe keys exists already — another worker
-    stored that message meanwhile; the caller then falls back to ``store_email`` one
-    by one, which links instead.
-    """
-    if not emails:
-        return
-    activities: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    parties: list[dict[str, Any]] = []
-    keys: list[dict[str, Any]] = []
-    queued: list[dict[str, Any]] = []
-    attachment_rows: list[tuple[uuid.UUID, AttachmentRow]] = []
-    for email_id, inbound, raw_sha256 in emails:
-        activities.append(
-            {
-                "id": email_id,
-                "activity_type": RecordType.EMAIL,
-                "organisation_id": inbound.organisation_id,
-                "owner_id": inbound.owner_id,
-                "owning_business_unit_id": inbound.owning_business_unit_id,
-                "subject": inbound.subject[:400],
-                "description": inbound.description,
-                "regarding_type": inbound.regarding[0] if inbound.regarding else None,
-                "regarding_id": inbound.regarding[1] if inbound.regarding else None,
-                "state": ActivityState.COMPLETED,
-                "direction": Direction.INCOMING,
-                "actual_start": inbound.occurred_at,
-                "actual_end": inbound.occurred_at,
-                "occurred_at": inbound.occurred_at,
-            }
-        )
-        rows.append(
-            {
-                "id": email_id,
-                "status": EmailStatus.RECEIVED,
-                "body_text": inbound.body_text,
-                "message_id": inbound.message_id,
-                "in_reply_to": inbound.in_reply_to,
-                "references": inbound.references,
-                "conversation_index": inbound.conversation_index,
-                "conversation_guid": inbound.conversation_guid,
-                "normalised_subject": inbound.normalised_subject[:400] or None,
-                "tracking_token": inbound.tracking_token,
-                "correlation_method": inbound.correlation_method,
-                "correlated_with_id": inbound.correlated_with,
-                "delivery_attempts": 0,
-                "raw_sha256": raw_sha256,
-                "parse_defects": list(inbound.defects),
-                "content_fingerprint": inbound.content_fingerprint,
-            }
-        )
-        parties.extend(
+def _rows(email: NewEmail) -> _Rows:
+    """The rows of one email: every field of ``InboundEmail`` has its column here."""
+    inbound, email_id = email.inbound, email.email_id
+    regarding_type, regarding_id = inbound.regarding or (None, None)
+    return _Rows(
+        activity={
+            "id": email_id,
+            "activity_type": RecordType.EMAIL,
+            "organisation_id": inbound.organisation_id,
+            "owner_id": inbound.owner_id,
+            "owning_business_unit_id": inbound.owning_business_unit_id,
+            "subject": inbound.subject[:400],
+            "description": inbound.description,
+            "regarding_type": regarding_type,
+            "regarding_id": regarding_id,
+            "state": ActivityState.COMPLETED,
+            "direction": Direction.INCOMING,
+            "actual_start": inbound.occurred_at,
+            "actual_end": inbound.occurred_at,
+            "occurred_at": inbound.occurred_at,
+        },
+        email={
+            "id": email_id,
+            "status": EmailStatus.RECEIVED,
+            "body_text": inbound.body_text,
+            "message_id": inbound.message_id,
+            "in_reply_to": inbound.in_reply_to,
+            "references": inbound.references,
+            "conversation_index": inbound.conversation_index,
+            "conversation_guid": inbound.conversation_guid,
+            "normalised_subject": inbound.normalised_subject[:400] or None,
+            "tracking_token": inbound.tracking_token,
+            "correlation_method": inbound.correlation_method,
+            "correlated_with_id": inbound.correlated_with,
+            "delivery_attempts": 0,
+            "raw_sha256": email.raw_sha256,
+            "parse_defects": list(inbound.defects),
+            "content_fingerprint": inbound.content_fingerprint,
+            "why": inbound.why.as_json() if inbound.why is not None else None,
+        },
+        key={
+            "organisation_id": inbound.organisation_id,
+            "key": inbound.dedupe_key,
+            "email_id": email_id,
+        },
+        parties=[
             {
                 "id": uuid.uuid4(),
                 "activity_id": email_id,
@@ -184,156 +286,43 @@ def insert_emails(session: Session, emails: list[tuple[uuid.UUID, InboundEmail, 
                 "display_name": party.display_name[:300],
             }
             for position, party in enumerate(inbound.parties)
-        )
-        keys.append(
+        ],
+        attachments=[
             {
-                "organisation_id": inbound.organisation_id,
-                "key": inbound.dedupe_key,
-                "email_id": email_id,
+                "id": uuid.uuid4(),
+                "activity_id": email_id,
+                "blob_sha256": attachment.sha256,
+                "filename": attachment.filename[:400],
+                "content_type": attachment.content_type[:200],
+                "size": attachment.size,
+                "content_id": attachment.content_id,
             }
-        )
-        if inbound.queue_id is not None:
-            queued.append(
-                {"id": uuid.uuid4(), "queue_id": inbound.queue_id, "activity_id": email_id}
-            )
-        attachment_rows.extend((email_id, attachment) for attachment in inbound.attachments)
-    session.execute(insert(table_of(Activity)), activities)
-    session.execute(insert(table_of(Email)), rows)
-    session.execute(insert(table_of(EmailKey)), keys)
-    if parties:
-        session.execute(insert(table_of(ActivityParty)), parties)
-    if attachment_rows:
-        session.execute(
-            insert(table_of(Attachment)),
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "activity_id": email_id,
-                    "blob_sha256": attachment.sha256,
-                    "filename": attachment.filename[:400],
-                    "content_type": attachment.content_type[:200],
-                    "size": attachment.size,
-                    "content_id": attachment.content_id,
-                }
-                for email_id, attachment in attachment_rows
-            ],
-        )
-    if queued:
-        session.execute(insert(table_of(QueueItem)), queued)
-
-
-def existing_email(session: Session, organisation_id: uuid.UUID, key: str) -> Email | None:
-    """The activity tracking the message with ``key``; None if none (or a tombstone)."""
-    row = session.get(EmailKey, (organisation_id, key))
-    if row is None or row.email_id is None:
-        return None
-    return session.get(Email, row.email_id)
-
-
-def _still_there(session: Session, email_id: uuid.UUID | None) -> uuid.UUID | None:
-    """``email_id`` if that email exists. The batch path links to emails it planned in
-    the same batch; when it falls back to this one (another worker stored some of them
-    first) those got other ids, and a correlated email may have been deleted meanwhile:
-    the link is then left out rather than the message."""
-    if email_id is None:
-        return None
-    return session.scalar(select(Email.id).where(Email.id == email_id))
-
-
-def store_email(
-    session: Session, blobs: BlobStore, inbound: InboundEmail, raw_sha256: str
-) -> tuple[Email, bool]:
-    """The activity for ``inbound``: created, or the one another mailbox already made.
-
-    An email holding the Message-ID with other content is another message: ``inbound``
-    is then stored (or found) under its ``collision_key``.
-
-    Raises MessageUntracked when a person untracked the message meanwhile.
-    """
-    key_row = session.get(EmailKey, (inbound.organisation_id, inbound.dedupe_key))
-    if key_row is not None and key_row.email_id is None:
-        raise MessageUntracked(inbound.dedupe_key)
-    found = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
-    if found is not None:
-        if (rekeyed := _collision(found, inbound)) is not None:
-            return store_email(session, blobs, rekeyed, raw_sha256)
-        add_to_queue(session, inbound.queue_id, found.id)
-        return found, False
-    email = Email(
-        organisation_id=inbound.organisation_id,
-        owner_id=inbound.owner_id,
-        owning_business_unit_id=inbound.owning_business_unit_id,
-        subject=inbound.subject[:400],
-        description=inbound.description,
-        body_text=inbound.body_text,
-        regarding_type=inbound.regarding[0] if inbound.regarding else None,
-        regarding_id=inbound.regarding[1] if inbound.regarding else None,
-        state=ActivityState.COMPLETED,
-        status=EmailStatus.RECEIVED,
-        direction=Direction.INCOMING,
-        actual_start=inbound.occurred_at,
-        actual_end=inbound.occurred_at,
-        occurred_at=inbound.occurred_at,
-        message_id=inbound.message_id,
-        in_reply_to=inbound.in_reply_to,
-        references=inbound.references,
-        conversation_index=inbound.conversation_index,
-        conversation_guid=inbound.conversation_guid,
-        normalised_subject=inbound.normalised_subject[:400] or None,
-        tracking_token=inbound.tracking_token,
-        correlation_method=inbound.correlation_method,
-        correlated_with_id=_still_there(session, inbound.correlated_with),
-        raw_sha256=raw_sha256,
-        parse_defects=list(inbound.defects),
-        content_fingerprint=inbound.content_fingerprint,
+            for attachment in inbound.attachments
+        ],
+        queued=(
+            [{"id": uuid.uuid4(), "queue_id": inbound.queue_id, "activity_id": email_id}]
+            if inbound.queue_id is not None
+            else []
+        ),
     )
-    email.parties = [
-        ActivityParty(
-            position=position,
-            participation=party.participation,
-            party_type=party.record_type,
-            party_id=party.record_id,
-            address=party.address,
-            display_name=party.display_name[:300],
-        )
-        for position, party in enumerate(inbound.parties)
-    ]
-    email.attachments = [
-        Attachment(
-            blob_sha256=attachment.sha256,
-            filename=attachment.filename[:400],
-            content_type=attachment.content_type[:200],
-            size=attachment.size,
-            content_id=attachment.content_id,
-        )
-        for attachment in inbound.attachments
-    ]
-    try:
-        with session.begin_nested():
-            session.add(email)
-            session.flush()
-            session.add(
-                EmailKey(
-                    organisation_id=inbound.organisation_id,
-                    key=inbound.dedupe_key,
-                    email_id=email.id,
-                )
-            )
-            session.flush()
-    except IntegrityError:
-        # Another worker stored the same message first: use its activity.
-        winner = existing_email(session, inbound.organisation_id, inbound.dedupe_key)
-        if winner is None:
-            raise
-        if (rekeyed := _collision(winner, inbound)) is not None:
-            return store_email(session, blobs, rekeyed, raw_sha256)
-        add_to_queue(session, inbound.queue_id, winner.id)
-        return winner, False
-    add_to_queue(session, inbound.queue_id, email.id)
-    return email, True
+
+
+def _insert(session: Session, rows: Sequence[_Rows]) -> None:
+    """One INSERT per table for all of ``rows``; IntegrityError when a key is taken."""
+    session.execute(insert(table_of(Activity)), [row.activity for row in rows])
+    session.execute(insert(table_of(Email)), [row.email for row in rows])
+    session.execute(insert(table_of(EmailKey)), [row.key for row in rows])
+    for table, values in (
+        (ActivityParty, [party for row in rows for party in row.parties]),
+        (Attachment, [attachment for row in rows for attachment in row.attachments]),
+        (QueueItem, [item for row in rows for item in row.queued]),
+    ):
+        if values:
+            session.execute(insert(table_of(table)), values)
 
 
 def add_to_queue(session: Session, queue_id: uuid.UUID | None, activity_id: uuid.UUID) -> None:
+    """``activity_id`` in ``queue_id`` (no-op without a queue, or when it is there)."""
     if queue_id is None:
         return
     exists = session.scalar(

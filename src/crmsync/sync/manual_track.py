@@ -10,13 +10,14 @@ untracked): the side panel's and the email page's "Track".
               can read it
     prepare   the raw bytes from the blob store, parsed as the engine parses (parser
               processes, time and size limits: crmsync.sync.incoming.parser_pool)
-    decide    crmsync.sync.tracker, forced: the owner's scope, the block list and
-              automation are not asked — a person asked — but correlation, party
+    decide    crmsync.tracking.decide ``by_hand``, through the engine's own steps
+              (crmsync.sync.incoming.gather, .fates): the owner's scope, the block list
+              and automation are not asked — a person asked — but correlation, party
               resolution, attachment limits and "create a contact for unknown senders"
               are the engine's
-    store     crmsync.crm.inbound.store_email, as the engine's fallback path does; a
-              tombstone (crmsync.crm.models.sync_state.EmailKey) gives way to the new
-              email; every mailbox ledger row of the message says "tracked by <name>"
+    store     crmsync.crm.inbound.store_emails, as the engine stores; a tombstone
+              (crmsync.crm.models.sync_state.EmailKey) gives way to the new email; every
+              mailbox ledger row of the message says "tracked by <name>"
 
 Runs in the caller's transaction and never touches a mail server. Lives in sync/ because
 it needs both tracking/ and crm/.
@@ -25,7 +26,7 @@ it needs both tracking/ and crm/.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
@@ -39,7 +40,7 @@ from crmsync.crm.blobs import BlobStore
 from crmsync.crm.db import utcnow
 from crmsync.crm.email_actions import person_name
 from crmsync.crm.errors import Conflict, NotFound, RuleViolation
-from crmsync.crm.inbound import InboundEmail, store_email
+from crmsync.crm.inbound import InboundEmail, NewEmail, store_emails
 from crmsync.crm.models.activities import Email
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import EmailKey, MailboxMessage
@@ -50,8 +51,10 @@ from crmsync.sync.context import (
     facts,
     organisation_settings,
 )
+from crmsync.sync.incoming.fates import decide_message, inbound_email, message_of, policy_of
+from crmsync.sync.incoming.gather import gather
 from crmsync.sync.incoming.parser_pool import Fetched, Ready, discard_leftovers, prepare_fetched
-from crmsync.sync.tracker import create_sender_record, forced_decision, gather, identify
+from crmsync.tracking.decide import Link, Track
 from crmsync.tracking.headers import extract_msgids
 from crmsync.tracking.parse import ParseLimits
 
@@ -189,31 +192,30 @@ def _track(
     ready: Ready,
     now: datetime,
 ) -> TrackedByHand:
-    gathered = gather(session, ctx, [(ready.parsed, ready.raw_sha256)])
-    # The Message-ID's key, or its own when it reuses a tracked email's Message-ID.
-    key = identify(gathered, ready.parsed, ready.raw_sha256).key
-    if key in gathered.existing:
-        _already_tracked(session, principal, gathered.existing[key])
-    reason = f"tracked by {person_name(session, principal)}"
-    decision = forced_decision(ctx, ready, gathered, now, reason)
-    if decision.create_for_sender:
-        with session.begin_nested():
-            made = create_sender_record(session, ctx, ready.parsed, gathered)
-        decision = forced_decision(ctx, ready, gathered, now, reason)
-        decision = replace(
-            decision, reason=f"{decision.reason}; created a {made.value} for the sender"
-        )
-    assert decision.inbound is not None
-    _publish_attachments(session, blobs, decision.inbound, ready)
-    tombstone = session.get(EmailKey, (ctx.organisation_id, key))
+    policy = policy_of(ctx)
+    message = message_of(ready)
+    known = gather(session, ctx.organisation_id, policy.correlation, [message])
+    name = person_name(session, principal)
+    fate = decide_message(session, ctx, policy, message, known, now, by_hand=name)
+    if isinstance(fate, Link):  # the message, or its copy, is tracked already
+        _already_tracked(session, principal, fate.email_id)
+    assert isinstance(fate, Track)
+    inbound = inbound_email(ctx, ready, fate)
+    _publish_attachments(session, blobs, inbound, ready)
+    tombstone = session.get(EmailKey, (ctx.organisation_id, fate.key))
     if tombstone is not None and tombstone.email_id is None:
         session.delete(tombstone)  # the person's word undoes a person's word
         session.flush()
-    email, created = store_email(session, blobs, decision.inbound, ready.raw_sha256)
-    if not created:  # a mailbox's sync stored it meanwhile
-        _already_tracked(session, principal, email.id)
-    _mark_sightings(session, ctx, decision.inbound, ready.raw_sha256, email.id, decision.reason)
-    return TrackedByHand(email, decision.reason)
+    (stored,) = store_emails(session, [NewEmail(uuid.uuid4(), inbound, ready.raw_sha256)])
+    if stored.email_id is None:
+        raise Conflict("Someone untracked this message meanwhile", field="message_id")
+    if not stored.created:  # a mailbox's sync stored it meanwhile
+        _already_tracked(session, principal, stored.email_id)
+    email = session.get(Email, stored.email_id)
+    assert email is not None
+    reason = fate.why.sentence()
+    _mark_sightings(session, ctx, inbound, ready.raw_sha256, email.id, reason)
+    return TrackedByHand(email, reason)
 
 
 def _publish_attachments(

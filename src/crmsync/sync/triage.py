@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmsync.core.types import Channel, ItemResolution, RecordType
+from crmsync.core.why import NOT_FROM_CRM_RECORD, NOT_FROM_EMAIL_ENABLED
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.db import utcnow
@@ -50,7 +51,6 @@ from crmsync.crm.store import Store
 from crmsync.sync.incoming.ingest import store_batch
 from crmsync.sync.incoming.parser_pool import Fetched, discard_leftovers, prepare_fetched
 from crmsync.sync.manual_track import AlreadyTracked, engine_context, may_track, track_message
-from crmsync.tracking.filters import NOT_FROM_CRM_RECORD, NOT_FROM_EMAIL_ENABLED
 from crmsync.tracking.parse import ParseLimits
 
 UNKNOWN_SENDER = "UNKNOWN_SENDER"  # the code an ignored unknown-sender message keeps

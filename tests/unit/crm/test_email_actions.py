@@ -30,8 +30,10 @@ from crmsync.crm.models import (
 from crmsync.crm.settings import TrackingPreferences, TrackScope
 from crmsync.crm.timeline import timeline
 from crmsync.sync.context import mailbox_context
+from crmsync.sync.incoming.fates import message_of, policy_of
+from crmsync.sync.incoming.gather import gather
 from crmsync.sync.incoming.parser_pool import Ready, prepare_one
-from crmsync.sync.tracker import decide_message, gather
+from crmsync.tracking.decide import Skip, decide
 from crmsync.tracking.parse import ParseLimits
 from tests.conftest import Org, make_org
 
@@ -141,11 +143,11 @@ def test_the_engine_leaves_an_untracked_message_untracked(org: Org, tmp_path: Pa
         ctx = mailbox_context(session, mailbox.id)
         # Even an owner who tracks everything does not get it back.
         ctx = replace(ctx, preferences=TrackingPreferences(track_scope=TrackScope.ALL))
-        gathered = gather(session, ctx, [(ready.parsed, ready.raw_sha256)])
-    decision = decide_message(ctx, ready, gathered, datetime.now(UTC))
-    assert decision.inbound is None
-    assert decision.email_id is None
-    assert decision.reason == "untracked by Administrator"
+        policy, message = policy_of(ctx), message_of(ready)
+        known = gather(session, ctx.organisation_id, policy.correlation, [message])
+    fate = decide(message, known, policy, datetime.now(UTC))
+    assert isinstance(fate, Skip)
+    assert fate.why.sentence() == "untracked by Administrator"
 
 
 def test_a_draft_is_deleted_not_untracked(org: Org) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -107,6 +108,11 @@ class Email(Activity):
     # tracked email's Message-ID is the same message only if this agrees too. NULL for
     # emails stored before it existed (the Message-ID alone decides for them).
     content_fingerprint: Mapped[str | None] = mapped_column(String(80))
+    # Why it was tracked, as data (crmsync.core.why.Why.as_json): the rule that took it in
+    # and what it matched — the earlier email, token, conversation, record regarding, the
+    # sender record created, the attachments not kept. NULL for emails written in the CRM
+    # and for those tracked before it was kept (their ledger rows say it in words).
+    why: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     body_text: Mapped[str] = mapped_column(Text, default="")
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))

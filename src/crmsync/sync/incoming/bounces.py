@@ -10,9 +10,11 @@ it reports on, and tells that email's owner.
     execute  crmsync.crm.outbound_transitions.mark_bounced: bounced_at, recipients,
              status, reason; one alert to the owner of the mailbox that sent it
 
-Called by the incoming engine (crmsync.sync.tracker) inside its batch transaction for
-messages whose ``automation_reason`` is ``"bounce"``; such messages are never tracked as
-emails of their own. Idempotent: the same bounce seen twice (two mailboxes, a re-sync)
+The incoming engine (``ingest``) calls ``find_bounced`` inside its batch transaction for
+messages whose ``automation_reason`` is a bounce, hands what it found to
+crmsync.tracking.decide (``bounce_of``) — which never tracks such a message as an email of
+its own — and, when the fate is ``Bounce``, calls ``mark``. ``handle_bounce`` does all three
+for one message. Idempotent: the same bounce seen twice (two mailboxes, a re-sync)
 changes nothing the second time. Never raises for a malformed bounce; never does network
 I/O; reads the raw bytes from the blob store only.
 """
@@ -20,6 +22,7 @@ I/O; reads the raw bytes from the blob store only.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -77,6 +80,55 @@ def _by_token(session: Session, ctx: MailboxContext, subjects: list[str]) -> Ema
     return None
 
 
+@dataclass(frozen=True)
+class Bounced:
+    """A permanent-failure bounce of the CRM email ``original``: who could not be reached."""
+
+    original: Email
+    bounces: list[transitions.Bounce]
+
+
+def find_bounced(
+    session: Session,
+    blobs: BlobStore | None,
+    ctx: MailboxContext,
+    parsed: ParsedMessage,
+    raw_sha256: str | None,
+) -> Bounced | None:
+    """The CRM email a bounce reports on, when it reports a permanent failure; None when
+    it names no CRM email, or only delays and successes (nothing is written)."""
+    report = _report(blobs, parsed, raw_sha256)
+    original = None
+    if report is not None:
+        original = transitions.outgoing_email(
+            session, ctx.organisation_id, list(report.message_ids)
+        )
+    if original is None:
+        subjects = [report.original_subject] if report is not None else []
+        original = _by_token(session, ctx, [*subjects, parsed.subject])
+    if original is None:
+        return None
+    recipients = report.recipients if report is not None else ()
+    failures = tuple(r for r in recipients if r.failed) or (
+        () if recipients else (UNKNOWN_RECIPIENT,)
+    )
+    if not failures:
+        return None  # only delays or successes reported
+    bounces = [
+        transitions.Bounce(r.recipient, r.status, r.diagnostic or parsed.subject[:200])
+        for r in failures
+    ]
+    return Bounced(original, bounces)
+
+
+def mark(session: Session, ctx: MailboxContext, bounced: Bounced, now: datetime) -> None:
+    """The original marked bounced and its owner alerted (once, however often seen)."""
+    mailbox = session.get(Mailbox, ctx.mailbox_id)
+    original = bounced.original
+    if transitions.mark_bounced(session, original, bounced.bounces, alert_mailbox=mailbox, now=now):
+        log.info("bounce: email %s bounced (%d recipient(s))", original.id, len(bounced.bounces))
+
+
 def handle_bounce(
     session: Session,
     blobs: BlobStore | None,
@@ -88,30 +140,8 @@ def handle_bounce(
 ) -> bool:
     """Mark the CRM email a bounce reports on; True when one was found and the bounce is a
     permanent failure (recorded now or before), False otherwise (nothing written)."""
-    report = _report(blobs, parsed, raw_sha256)
-    original = None
-    if report is not None:
-        original = transitions.outgoing_email(
-            session, ctx.organisation_id, list(report.message_ids)
-        )
-    if original is None:
-        subjects = [report.original_subject] if report is not None else []
-        original = _by_token(session, ctx, [*subjects, parsed.subject])
-    if original is None:
+    bounced = find_bounced(session, blobs, ctx, parsed, raw_sha256)
+    if bounced is None:
         return False
-    recipients = report.recipients if report is not None else ()
-    failures = tuple(r for r in recipients if r.failed) or (
-        () if recipients else (UNKNOWN_RECIPIENT,)
-    )
-    if not failures:
-        return False  # only delays or successes reported
-    bounces = [
-        transitions.Bounce(r.recipient, r.status, r.diagnostic or parsed.subject[:200])
-        for r in failures
-    ]
-    mailbox = session.get(Mailbox, ctx.mailbox_id)
-    if transitions.mark_bounced(
-        session, original, bounces, alert_mailbox=mailbox, now=now or utcnow()
-    ):
-        log.info("bounce: email %s bounced (%d recipient(s))", original.id, len(bounces))
+    mark(session, ctx, bounced, now or utcnow())
     return True

@@ -1,9 +1,15 @@
 """The ingest pipeline of incoming mail: fetched batches in, tracked activities out.
 
     fetched batch ──▶ parser processes (parser_pool) ──▶ one transaction per batch:
-    (prefetch: the next batch is       store_batch: ledger rows, item failures, bounce
-     fetched meanwhile)                routing, the decision, new activities, attachments
-                                       + the engine's ``also`` rows (its cursor)
+    (prefetch: the next batch is       store_batch, + the engine's ``also`` rows (cursor)
+     fetched meanwhile)
+
+    store_batch   gather   what the database knows of the batch (``gather``), and for a
+                           bounce the CRM email it reports on (``bounces``)
+                  decide   each message's fate, in order (crmsync.tracking.decide via
+                           ``fates``): skip, link, bounce or track, with its Why
+                  execute  ledger rows (the Why's sentence), item failures, the bounce
+                           marked, new emails in bulk (crmsync.crm.inbound), attachments
 
 Run it twice, or after a crash at any line, and the CRM holds each message exactly once:
 messages are fetched and prepared outside any transaction, then one short transaction per
@@ -24,19 +30,21 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmsync.core.errors import ErrorCode, SyncError
-from crmsync.core.types import Channel
+from crmsync.core.types import Automation, Channel, TrackRule
+from crmsync.core.why import Why
 from crmsync.crm.alerts import record_item_failure
 from crmsync.crm.db import table_of, utcnow
-from crmsync.crm.inbound import InboundEmail, add_to_queue, insert_emails, store_email
+from crmsync.crm.inbound import NewEmail, Stored, add_to_queue, store_emails
 from crmsync.crm.models.mail import Mailbox
 from crmsync.crm.models.sync_state import MailboxMessage
 from crmsync.crm.store import Store
 from crmsync.sync.context import MailboxContext
-from crmsync.sync.incoming.bounces import handle_bounce
+from crmsync.sync.incoming import bounces
+from crmsync.sync.incoming.fates import decide_message, inbound_email, message_of, policy_of
+from crmsync.sync.incoming.gather import gather
 from crmsync.sync.incoming.options import BatchResult, IncomingReport
 from crmsync.sync.incoming.parser_pool import (
     Fetched,
@@ -48,16 +56,22 @@ from crmsync.sync.incoming.parser_pool import (
     prepare_fetched,
 )
 from crmsync.sync.incoming.prefetch import ahead
-from crmsync.sync.tracker import (
-    Decision,
-    create_sender_record,
-    decide_message,
-    gather,
+from crmsync.tracking.decide import (
+    Bounce,
+    Fate,
+    Known,
+    Link,
+    Message,
+    Policy,
+    Track,
+    before_cutoff,
+    decide,
 )
 from crmsync.tracking.filters import automation_reason
-from crmsync.tracking.parse import ParsedMessage, ParseLimits
+from crmsync.tracking.parse import ParseLimits
 
 log = logging.getLogger(__name__)
+UNTRACKED = Why(TrackRule.UNTRACKED_BY_PERSON)  # a key tombstoned while the batch ran
 
 
 def store_batch(
@@ -85,7 +99,7 @@ def store_batch(
         },
     )
     ledgers: list[dict[str, object]] = []
-    candidates: list[tuple[int, Ready]] = []
+    candidates: list[tuple[int, Ready, Message]] = []
     for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
         sha = None if isinstance(outcome, SyncError) else outcome.raw_sha256
         ledger: dict[str, object] = {
@@ -110,34 +124,18 @@ def store_batch(
             result.failed += 1
             continue
         ledger["message_id"] = outcome.parsed.message_id
-        if _before_cutoff(ctx, outcome.parsed, now):
-            ledger["reason"] = "received before the profile's 'process email received after'"
-            continue
-        candidates.append((index, outcome))
+        candidates.append((index, outcome, message_of(outcome)))
 
-    gathered = gather(session, ctx, [(ready.parsed, ready.raw_sha256) for _, ready in candidates])
-    new: list[tuple[uuid.UUID, InboundEmail, str]] = []
-    for index, ready in candidates:
+    policy = policy_of(ctx)
+    # What is received before the cut-off is decided without looking anything up.
+    wanted = [m for _, _, m in candidates if not before_cutoff(m.parsed, policy, now)]
+    known = gather(session, ctx.organisation_id, policy.correlation, wanted)
+    new: list[NewEmail] = []
+    for index, ready, message in candidates:
         ledger = ledgers[index]
         ref = items[index].uidl or f"{items[index].folder}/{items[index].uid}"
-        message, sha = ready.parsed, ready.raw_sha256
         try:
-            if automation_reason(message) == "bounce":
-                with session.begin_nested():
-                    if handle_bounce(session, store.blobs, ctx, message, sha, now=now):
-                        ledger["reason"] = "bounce of a CRM email: the original marked bounced"
-                        result.bounced += 1
-                        continue
-            decision = decide_message(ctx, ready, gathered, now)
-            if decision.create_for_sender:
-                with session.begin_nested():
-                    made = create_sender_record(session, ctx, message, gathered)
-                decision = decide_message(ctx, ready, gathered, now)
-                decision = Decision(
-                    f"{decision.reason}; created a {made.value} for the sender",
-                    inbound=decision.inbound,
-                    email_id=decision.email_id,
-                )
+            fate = _decide(session, store, ctx, policy, message, known, now)
         except Exception as exc:  # one bad message must not stop the mailbox
             log.exception("incoming: message %s of mailbox %s failed", ref, ctx.mailbox_id)
             record_item_failure(
@@ -147,30 +145,55 @@ def store_batch(
                 ref,
                 ErrorCode.INTERNAL.value,
                 f"{type(exc).__name__}: {exc}"[:2000],
-                sha,
+                message.raw_sha256,
             )
             ledger["reason"] = f"INTERNAL: {type(exc).__name__}"
             result.failed += 1
             continue
-        ledger["reason"] = decision.reason
-        if decision.email_id is not None:
-            ledger["email_id"], ledger["tracked"] = decision.email_id, True
-            add_to_queue(session, ctx.queue_id, decision.email_id)
-        elif decision.inbound is not None:
+        ledger["reason"] = fate.why.sentence()
+        if isinstance(fate, Bounce):
+            result.bounced += 1
+        elif isinstance(fate, Link):
+            ledger["email_id"], ledger["tracked"] = fate.email_id, True
+            add_to_queue(session, fate.queue_id, fate.email_id)
+        elif isinstance(fate, Track):
             email_id = uuid.uuid4()
-            new.append((email_id, decision.inbound, sha))
-            gathered.planned(decision.inbound, email_id)
+            new.append(NewEmail(email_id, inbound_email(ctx, ready, fate), message.raw_sha256))
+            known.plan(message, fate, email_id)
             ledger["email_id"], ledger["tracked"] = email_id, True
         result.tracked += int(bool(ledger["tracked"]))
     staged = {
         sha: name
-        for _, ready in candidates
+        for _, ready, _ in candidates
         for sha, name in zip(ready.attachment_sha256, ready.attachment_staged, strict=True)
     }
     _store_attachments(session, store, new, staged)
     store.blobs.sync()  # raw and attachment files, before the commit that refers to them
-    _insert(session, store, new, ledgers)
+    result.tracked -= _store(session, new, ledgers)
     return result
+
+
+def _decide(
+    session: Session,
+    store: Store,
+    ctx: MailboxContext,
+    policy: Policy,
+    message: Message,
+    known: Known,
+    now: datetime,
+) -> Fate:
+    """The message's fate; a bounce of a CRM email marks that email (both in a
+    savepoint, so a bounce that breaks half-way leaves nothing behind)."""
+    parsed = message.parsed
+    if automation_reason(parsed) is not Automation.BOUNCE or before_cutoff(parsed, policy, now):
+        return decide_message(session, ctx, policy, message, known, now)
+    with session.begin_nested():
+        bounced = bounces.find_bounced(session, store.blobs, ctx, parsed, message.raw_sha256)
+        bounce_of = bounced.original.id if bounced is not None else None
+        fate = decide(message, known, policy, now, bounce_of=bounce_of)
+        if isinstance(fate, Bounce) and bounced is not None:
+            bounces.mark(session, ctx, bounced, now)
+    return fate
 
 
 def _failure(outcome: Unparsed | SyncError) -> tuple[ErrorCode, str]:
@@ -181,42 +204,40 @@ def _failure(outcome: Unparsed | SyncError) -> tuple[ErrorCode, str]:
 
 
 def _store_attachments(
-    session: Session,
-    store: Store,
-    new: list[tuple[uuid.UUID, InboundEmail, str]],
-    staged: dict[str, str],
+    session: Session, store: Store, new: list[NewEmail], staged: dict[str, str]
 ) -> None:
     """Publish the kept attachments of the new emails (not yet durable) and add their rows.
 
     The staged files of everything else are removed after the batch (discard_leftovers).
     """
     sizes: dict[str, int] = {}
-    for _, inbound, _ in new:
-        for attachment in inbound.attachments:
+    for email in new:
+        for attachment in email.inbound.attachments:
             if attachment.sha256 not in sizes:
                 store.blobs.publish(staged[attachment.sha256], attachment.sha256)
                 sizes[attachment.sha256] = attachment.size
     store.blobs.record(session, sizes)
 
 
-def _insert(
-    session: Session,
-    store: Store,
-    new: list[tuple[uuid.UUID, InboundEmail, str]],
-    ledgers: list[dict[str, object]],
-) -> None:
-    try:
-        with session.begin_nested():
-            insert_emails(session, new)
-    except IntegrityError:
-        # Another worker stored some of these messages meanwhile: one by one, linking.
-        renamed: dict[object, uuid.UUID] = {}
-        for email_id, inbound, sha in new:
-            email, _ = store_email(session, store.blobs, inbound, sha)
-            renamed[email_id] = email.id
-        for ledger in ledgers:
-            ledger["email_id"] = renamed.get(ledger["email_id"], ledger["email_id"])
+def _store(session: Session, new: list[NewEmail], ledgers: list[dict[str, object]]) -> int:
+    """The new emails, then the ledger rows pointing at where each went: another
+    worker's copy of the message, or nowhere when a person untracked it meanwhile (the
+    ledger then says so). Returns how many were left out that way."""
+    where: dict[object, Stored] = {
+        email.email_id: stored
+        for email, stored in zip(new, store_emails(session, new), strict=True)
+    }
+    left_out = 0
+    for ledger in ledgers:
+        stored = where.get(ledger["email_id"])
+        if stored is None or stored.created:
+            continue
+        ledger["email_id"] = stored.email_id
+        if stored.email_id is None:
+            ledger["tracked"], ledger["reason"] = False, UNTRACKED.sentence()
+            left_out += 1
     session.execute(insert(table_of(MailboxMessage)), ledgers)
+    return left_out
 
 
 def ingest(
@@ -244,9 +265,3 @@ def ingest(
         finally:
             discard_leftovers(store.blobs.root, outcomes)
         report.add(result)
-
-
-def _before_cutoff(ctx: MailboxContext, parsed: ParsedMessage, now: datetime) -> bool:
-    if ctx.process_email_after is None:
-        return False
-    return (parsed.date or now) < ctx.process_email_after
