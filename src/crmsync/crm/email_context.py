@@ -3,7 +3,10 @@ parties are, what it regards, and the other emails of its conversation.
 
     explain_tracking  every mailbox that saw the message and what was decided there (the
                       ledger, ``MailboxMessage``), how correlation linked it and the
-                      tracked email it matched — that one only if the caller may read it
+                      tracked email it matched — that one only if the caller may read it —
+                      and the reason it was tracked as data (``TrackingReason``, from
+                      ``Email.why``; derived from its columns and ledger for an email
+                      stored before reasons were kept)
     parties           each party as the record it names (linked only when the caller may
                       read it), a colleague (user, queue), or the bare address that
                       resolved to nothing
@@ -28,7 +31,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from crmsync.core.types import CorrelationMethod, Participation, Privilege, RecordType
+from crmsync.core.types import (
+    CorrelationMethod,
+    Participation,
+    Privilege,
+    RecordType,
+    TrackRule,
+)
+from crmsync.core.why import RefusedAttachment, Why
 from crmsync.crm import access
 from crmsync.crm.access import Principal
 from crmsync.crm.models.activities import ActivityParty, Email
@@ -65,10 +75,36 @@ class EmailRef:
 
 
 @dataclass(frozen=True)
+class TrackingReason:
+    """Why the email was tracked, as the caller may see it.
+
+    ``recorded`` is False for an email tracked before reasons were kept as data: then
+    ``rule`` is unknown, ``sentence`` is its first tracking mailbox's, and the rest is
+    read from its columns. ``matched_email``, ``regarding`` and ``collides_with`` are
+    set only when the caller may read them; ``regarding`` is the record correlation
+    found (what the matched email regarded), which a person may have changed since.
+    """
+
+    recorded: bool
+    rule: TrackRule | None
+    sentence: str | None
+    correlation_method: CorrelationMethod
+    matched_email: EmailRef | None
+    matched_message_id: str | None
+    token: str | None
+    conversation_guid: str | None
+    regarding: RecordRef | None
+    collides_with: EmailRef | None
+    created_sender: RecordType | None
+    refused_attachments: tuple[RefusedAttachment, ...]
+
+
+@dataclass(frozen=True)
 class TrackingExplanation:
     email_id: uuid.UUID
     correlation_method: CorrelationMethod
     correlated_with: EmailRef | None
+    reason: TrackingReason
     sightings: list[Sighting]
     parse_defects: list[str]
 
@@ -82,35 +118,116 @@ def explain_tracking(session: Session, principal: Principal, email: Email) -> Tr
         .where(MailboxMessage.email_id == email.id)
         .order_by(MailboxMessage.seen_at, MailboxMessage.id)
     )
+    sightings = [
+        Sighting(
+            id=row.id,
+            mailbox_id=row.mailbox_id,
+            mailbox_name=name,
+            folder=row.folder,
+            tracked=row.tracked,
+            reason=row.reason,
+            seen_at=row.seen_at,
+            raw_kept=row.raw_sha256 is not None,
+        )
+        for row, name in rows
+    ]
     return TrackingExplanation(
         email_id=email.id,
         correlation_method=email.correlation_method,
         correlated_with=correlated_with(session, principal, email),
+        reason=tracking_reason(session, principal, email, sightings),
         parse_defects=list(email.parse_defects or []),
-        sightings=[
-            Sighting(
-                id=row.id,
-                mailbox_id=row.mailbox_id,
-                mailbox_name=name,
-                folder=row.folder,
-                tracked=row.tracked,
-                reason=row.reason,
-                seen_at=row.seen_at,
-                raw_kept=row.raw_sha256 is not None,
-            )
-            for row, name in rows
-        ],
+        sightings=sightings,
     )
+
+
+def tracking_reason(
+    session: Session, principal: Principal, email: Email, sightings: list[Sighting]
+) -> TrackingReason:
+    """``email.why`` as the caller may see it; derived when the email has none."""
+    why = Why.from_json(email.why)
+    if why is None:
+        return _derived_reason(session, principal, email, sightings)
+    found = why.correlation
+    matched = _readable_email(session, principal, found.email_id if found else None)
+    return TrackingReason(
+        recorded=True,
+        rule=why.rule,
+        sentence=why.sentence(),
+        correlation_method=found.method if found else CorrelationMethod.NONE,
+        matched_email=EmailRef(matched.id, matched.subject) if matched else None,
+        matched_message_id=found.message_id if found else None,
+        token=found.token if found else None,
+        conversation_guid=found.conversation_guid if found else None,
+        regarding=_readable_record(session, principal, found.regarding if found else None),
+        collides_with=_email_ref(_readable_email(session, principal, why.collides_with)),
+        created_sender=why.created_sender,
+        refused_attachments=why.refused_attachments,
+    )
+
+
+def _derived_reason(
+    session: Session, principal: Principal, email: Email, sightings: list[Sighting]
+) -> TrackingReason:
+    """What an email tracked before reasons were kept can still tell: its correlation
+    columns, the email they name, and what its first tracking mailbox's ledger said."""
+    method = email.correlation_method
+    matched = _readable_email(session, principal, email.correlated_with_id)
+    said = next((s.reason for s in sightings if s.tracked and s.reason), None)
+    regarding = None
+    if matched is not None and matched.regarding_type and matched.regarding_id:
+        regarding = (matched.regarding_type, matched.regarding_id)
+    return TrackingReason(
+        recorded=False,
+        rule=None,
+        sentence=said,
+        correlation_method=method,
+        matched_email=_email_ref(matched),
+        matched_message_id=(
+            matched.message_id
+            if matched is not None and method is CorrelationMethod.IN_REPLY_TO
+            else None
+        ),
+        token=email.tracking_token if method is CorrelationMethod.TRACKING_TOKEN else None,
+        conversation_guid=(
+            email.conversation_guid if method is CorrelationMethod.CONVERSATION_INDEX else None
+        ),
+        regarding=_readable_record(session, principal, regarding),
+        collides_with=None,
+        created_sender=None,
+        refused_attachments=(),
+    )
+
+
+def _readable_email(
+    session: Session, principal: Principal, email_id: uuid.UUID | None
+) -> Email | None:
+    if email_id is None:
+        return None
+    email = session.get(Email, email_id)
+    if email is None or not access.can(session, principal, email, Privilege.READ):
+        return None
+    return email
+
+
+def _email_ref(email: Email | None) -> EmailRef | None:
+    return EmailRef(email.id, email.subject) if email is not None else None
+
+
+def _readable_record(
+    session: Session, principal: Principal, ref: tuple[RecordType, uuid.UUID] | None
+) -> RecordRef | None:
+    if ref is None or ref[0] not in RECORD_MODELS:
+        return None
+    record = session.get(RECORD_MODELS[ref[0]], ref[1])
+    if record is None or not access.can(session, principal, record, Privilege.READ):
+        return None
+    return RecordRef(ref[0], record.id, display_name(record))
 
 
 def correlated_with(session: Session, principal: Principal, email: Email) -> EmailRef | None:
     """The tracked email correlation matched, when there is one the caller may read."""
-    if email.correlated_with_id is None:
-        return None
-    matched = session.get(Email, email.correlated_with_id)
-    if matched is None or not access.can(session, principal, matched, Privilege.READ):
-        return None
-    return EmailRef(matched.id, matched.subject)
+    return _email_ref(_readable_email(session, principal, email.correlated_with_id))
 
 
 # -- parties and regarding ---------------------------------------------------------------
@@ -184,13 +301,7 @@ def regarding(session: Session, principal: Principal, email: Email) -> RecordRef
     """The record the email regards, when the caller may read it."""
     if email.regarding_type is None or email.regarding_id is None:
         return None
-    model = RECORD_MODELS.get(email.regarding_type)
-    if model is None:
-        return None
-    record = session.get(model, email.regarding_id)
-    if record is None or not access.can(session, principal, record, Privilege.READ):
-        return None
-    return RecordRef(email.regarding_type, record.id, display_name(record))
+    return _readable_record(session, principal, (email.regarding_type, email.regarding_id))
 
 
 # -- the conversation --------------------------------------------------------------------
@@ -244,9 +355,11 @@ __all__ = [
     "RecordRef",
     "Sighting",
     "TrackingExplanation",
+    "TrackingReason",
     "correlated_with",
     "explain_tracking",
     "parties",
     "regarding",
     "thread",
+    "tracking_reason",
 ]

@@ -210,6 +210,36 @@ def test_the_page_shows_who_what_and_why(browser: TestClient, web_org: Org, repl
     assert f'<a href="/emails/{reply.quote_id}">Your quote 1</a>' in text
 
 
+def test_why_links_what_the_reply_matched_and_copes_without_a_recorded_reason(
+    browser: TestClient, web_org: Org
+) -> None:
+    quote_id = quote_email(web_org, "<quote-9@acme.test>", "Your quote 9")
+    with web_org.store.transaction() as session:
+        admin = web_org.principal(session, web_org.admin_id)
+        account = records.create_record(session, admin, Account, {"name": "Fabrikam"})
+        quote = session.get(Email, quote_id)
+        assert quote is not None
+        quote.regarding_type, quote.regarding_id = account.record_type, account.id
+        account_id = account.id
+    raw = raw_message(message_id="<reply-9@fabrikam.test>", in_reply_to="<quote-9@acme.test>")
+    reply_id = track(web_org, seen_message(web_org, raw, "<reply-9@fabrikam.test>", uid=9))
+    log_in(browser)
+    text = browser.get(_url(reply_id)).text
+    assert "tracked by Administrator; correlated by in reply to" in text
+    assert f'Matched <a href="/emails/{quote_id}">Your quote 9</a>' in text
+    assert f'<a href="/accounts/{account_id}">Fabrikam</a>' in text
+    assert "<code>&lt;quote-9@acme.test&gt;</code>" in text
+    # Tracked before reasons were kept: what its columns and its mailbox say.
+    with web_org.store.transaction() as session:
+        email = session.get(Email, reply_id)
+        assert email is not None
+        email.why = None
+    older = browser.get(_url(reply_id))
+    assert older.status_code == 200
+    assert "Its mailbox said" in older.text
+    assert f'Matched <a href="/emails/{quote_id}">Your quote 9</a>' in older.text
+
+
 def test_the_quote_lists_its_reply_in_the_conversation(
     browser: TestClient, web_org: Org, reply: Tracked
 ) -> None:
