@@ -5,10 +5,12 @@ The sync engines (``sync/``) do the I/O; this package decides. A unit of incomin
     gather   (engine)  fetch raw bytes → ``parse.parse_message``; ask
                        ``correlate.wanted_keys`` what to look up and the address index
                        for every address; one query per kind
-    decide   (here)    ``correlate.correlate`` → ``filters.automation_reason`` +
-                       ``filters.BlockList.blocks`` + ``parties.sender_types`` →
-                       ``filters.decide`` → ``parties.resolve_parties``
-    execute  (engine)  create or skip the activity, attach files, route bounces,
+    decide   (here)    ``decide.decide``: the cut-off, bounce routing, the message's key
+                       (``fingerprint`` tells a reused Message-ID apart), then
+                       ``correlate.correlate`` → ``filters.decide`` →
+                       ``parties.resolve_parties``: one fate — skip, link, bounce or
+                       track — with its ``Why`` (crmsync.core.why)
+    execute  (engine)  create or skip the activity, attach files, mark bounces,
                        advance the cursor in the same transaction
 
 Modules:
@@ -18,6 +20,8 @@ Modules:
 - ``subjects``    ``normalise_subject``: reply/forward prefixes in many languages removed
 - ``token``       CRM tracking tokens in subjects (``CRM:0001234``)
 - ``threadindex`` Outlook Thread-Index: conversation GUID, new and child values
+- ``decide``      one message's fate from what was gathered: the one decision
+- ``fingerprint`` a message's content fingerprint: the same message, or a reused Message-ID
 - ``filters``     which email to track (``TrackingScope``), automated mail, block lists
 - ``correlate``   In-Reply-To/References → token → Thread-Index → smart matching
 - ``parties``     From/To/Cc/Bcc → CRM records

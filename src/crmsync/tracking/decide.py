@@ -399,6 +399,14 @@ def _track(
     )
 
 
+def _is_address(value: str) -> bool:
+    """Whether a record could carry ``value`` as its address."""
+    try:
+        return normalise_address(value) is not None
+    except (UnicodeError, ValueError):  # IDNA refuses some domains outright
+        return False
+
+
 def _correlated(correlation: Correlation) -> Correlated | None:
     match = correlation.match
     if match is None:
