@@ -11,7 +11,10 @@
 Messages stay on the server by default. Deletion happens only for messages whose
 activities are committed; the server applies DELE at QUIT (UPDATE state), so a crash
 before QUIT deletes nothing, and a crash after QUIT but before marking leaves rows for
-messages the next listing no longer shows — they are marked gone then.
+messages the next listing no longer shows — they are marked gone then. A QUIT lost with
+the connection deletes nothing and raises nothing (the session's ``quit`` never does),
+so rows are marked deleted whose messages the next listing still shows: a processed
+message that is listed is deleted again, whatever its row says.
 """
 
 from __future__ import annotations
@@ -106,8 +109,7 @@ def _delete_processed(
     seen = _seen(store, ctx)
     deleted = []
     for number, uidl in listing:
-        row = seen.get(uidl)
-        if row is not None and not row.deleted:
+        if uidl in seen:  # marked deleted, yet listed: the QUIT that was to delete it was lost
             pop.delete(number)
             deleted.append(uidl)
     return deleted
