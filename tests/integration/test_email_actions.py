@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from crmsync.core.types import CorrelationMethod, Participation, RecordType
+from crmsync.core.types import CorrelationMethod, Participation, RecordType, TrackingScope
 from crmsync.crm import activities, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.auth import issue_token
@@ -27,7 +27,7 @@ from crmsync.crm.models import (
     SecurityRole,
     User,
 )
-from crmsync.crm.settings import TrackingPreferences, TrackScope
+from crmsync.crm.settings import TrackingPreferences
 from crmsync.crm.setup import SALESPERSON
 from crmsync.crm.store import Store
 from tests.conftest import Org
@@ -35,7 +35,7 @@ from tests.integration.conftest import Connected, message
 from tests.unit.api.crm_routes_support import crm_client
 
 API = "/api/v1"
-ALL = TrackingPreferences(track_scope=TrackScope.ALL)
+ALL = TrackingPreferences(track_scope=TrackingScope.ALL)
 QUOTE_ID = "<quote-1@acme.test>"
 
 
@@ -163,7 +163,7 @@ def test_an_untracked_message_stays_untracked_in_every_mailbox_until_tracked_by_
 def test_a_message_seen_but_not_tracked_is_tracked_by_its_owner_and_correlated(
     connected: Connected, client: TestClient
 ) -> None:
-    connected.add_mailbox("ann", preferences=TrackingPreferences(track_scope=TrackScope.NONE))
+    connected.add_mailbox("ann", preferences=TrackingPreferences(track_scope=TrackingScope.NONE))
     connected.add_mailbox("bob", preferences=ALL)
     deal_id, quote_id = _crm_email(connected)
     connected.deliver(
@@ -198,7 +198,7 @@ def test_an_accounts_timeline_shows_its_contacts_tracked_email(
     connected: Connected, client: TestClient
 ) -> None:
     connected.add_mailbox(
-        "ann", preferences=TrackingPreferences(track_scope=TrackScope.FROM_CRM_RECORDS)
+        "ann", preferences=TrackingPreferences(track_scope=TrackingScope.FROM_CRM_RECORDS)
     )
     ann = _person(connected, "ann")
     admin = connected.admin()

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crmsync.core.types import TrackingScope
+
 # The largest size limit an organisation may set: 10 GiB, far beyond any mail server's.
 MAX_BYTES = 10 * 1024**3
 
@@ -132,19 +134,6 @@ class OrganisationSettings(BaseModel):
     )
 
 
-class TrackScope(StrEnum):
-    """Which incoming email to track (the owner's choice; crmsync.tracking.filters decides).
-
-    Stored as its value, so preferences written as plain strings read back unchanged.
-    """
-
-    ALL = "all"
-    REPLIES_TO_CRM = "replies_to_crm"
-    FROM_CRM_RECORDS = "from_crm_records"  # leads, contacts, accounts
-    FROM_EMAIL_ENABLED = "from_email_enabled"  # any email-enabled record: also users, queues
-    NONE = "none"
-
-
 class UnknownSenderRecord(StrEnum):
     NONE = "none"
     CONTACT = "contact"
@@ -160,8 +149,8 @@ class TrackingPreferences(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    track_scope: TrackScope = Field(
-        default=TrackScope.REPLIES_TO_CRM,
+    track_scope: TrackingScope = Field(
+        default=TrackingScope.REPLIES_TO_CRM,
         description="Which incoming email to track: all; replies_to_crm (replies to "
         "email tracked in the CRM); from_crm_records (from leads, contacts and accounts); "
         "from_email_enabled (from any CRM record with an address, users and queues too); "

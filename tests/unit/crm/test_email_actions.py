@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crmsync.core.types import CorrelationMethod, Participation, RecordType
+from crmsync.core.types import CorrelationMethod, Participation, RecordType, TrackingScope
 from crmsync.crm import activities, email_actions, records
 from crmsync.crm.activities import PartySpec
 from crmsync.crm.email_actions import split_name
@@ -27,7 +27,7 @@ from crmsync.crm.models import (
     MailboxMessage,
     Opportunity,
 )
-from crmsync.crm.settings import TrackingPreferences, TrackScope
+from crmsync.crm.settings import TrackingPreferences
 from crmsync.crm.timeline import timeline
 from crmsync.sync.context import mailbox_context
 from crmsync.sync.incoming.fates import message_of, policy_of
@@ -142,7 +142,7 @@ def test_the_engine_leaves_an_untracked_message_untracked(org: Org, tmp_path: Pa
         mailbox = session.scalars(select(Mailbox).where(Mailbox.user_id == org.admin_id)).one()
         ctx = mailbox_context(session, mailbox.id)
         # Even an owner who tracks everything does not get it back.
-        ctx = replace(ctx, preferences=TrackingPreferences(track_scope=TrackScope.ALL))
+        ctx = replace(ctx, preferences=TrackingPreferences(track_scope=TrackingScope.ALL))
         policy, message = policy_of(ctx), message_of(ready)
         known = gather(session, ctx.organisation_id, policy.correlation, [message])
     fate = decide(message, known, policy, datetime.now(UTC))

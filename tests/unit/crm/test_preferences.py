@@ -6,24 +6,24 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from crmsync.core.types import TrackingScope
 from crmsync.crm import directory, preferences
 from crmsync.crm.errors import Forbidden, NotFound
 from crmsync.crm.models import Mailbox, User
 from crmsync.crm.preferences import InvalidPreference
-from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
+from crmsync.crm.settings import TrackingPreferences, UnknownSenderRecord
 from crmsync.sync.context import mailbox_context
-from crmsync.tracking.filters import TrackingScope
 from tests.conftest import Org, make_org
 
 
 def test_the_scope_names_exactly_the_filters_scopes() -> None:
-    assert [scope.value for scope in TrackScope] == [scope.value for scope in TrackingScope]
+    assert [scope.value for scope in TrackingScope] == [scope.value for scope in TrackingScope]
 
 
 def test_preferences_stored_as_plain_strings_read_back_unchanged() -> None:
     stored = {"track_scope": "from_crm_records", "create_for_unknown_sender": "lead"}
     read = TrackingPreferences.model_validate(stored)
-    assert read.track_scope is TrackScope.FROM_CRM_RECORDS
+    assert read.track_scope is TrackingScope.FROM_CRM_RECORDS
     assert read.model_dump(mode="json") == {**stored, "leave_ambiguous_unresolved": False}
 
 
@@ -35,11 +35,11 @@ def test_what_a_user_saves_is_what_their_mailbox_syncs_with(org: Org) -> None:
         user.settings = {"written_by_a_newer_version": 7}
     with org.store.transaction() as session:
         me = org.principal(session, ann)
-        assert preferences.my_preferences(session, me).track_scope is TrackScope.REPLIES_TO_CRM
+        assert preferences.my_preferences(session, me).track_scope is TrackingScope.REPLIES_TO_CRM
         saved = preferences.set_my_preferences(
             session, me, {"track_scope": "all", "create_for_unknown_sender": "contact"}
         )
-        assert saved.track_scope is TrackScope.ALL
+        assert saved.track_scope is TrackingScope.ALL
     with org.store.transaction() as session:
         me = org.principal(session, ann)
         preferences.set_my_preferences(session, me, {"leave_ambiguous_unresolved": True})
@@ -62,7 +62,7 @@ def test_what_a_user_saves_is_what_their_mailbox_syncs_with(org: Org) -> None:
         session.add(mailbox)
         session.flush()
         ctx = mailbox_context(session, mailbox.id)
-    assert ctx.preferences.track_scope is TrackScope.ALL
+    assert ctx.preferences.track_scope is TrackingScope.ALL
     assert ctx.preferences.create_for_unknown_sender is UnknownSenderRecord.CONTACT
     assert ctx.preferences.leave_ambiguous_unresolved is True
 
@@ -85,7 +85,7 @@ def test_a_bad_value_is_refused_by_name_and_nothing_changes(
             preferences.set_my_preferences(session, me, {"track_scope": "none", **changes})
         assert refused.value.fields["field"] == field
         assert refused.value.status == 422
-        assert preferences.my_preferences(session, me).track_scope is TrackScope.REPLIES_TO_CRM
+        assert preferences.my_preferences(session, me).track_scope is TrackingScope.REPLIES_TO_CRM
 
 
 def test_a_value_written_into_the_database_by_hand_reads_as_the_default(org: Org) -> None:
@@ -96,10 +96,10 @@ def test_a_value_written_into_the_database_by_hand_reads_as_the_default(org: Org
     with org.store.transaction() as session:
         me = org.principal(session, org.admin_id)
         read = preferences.my_preferences(session, me)
-        assert read.track_scope is TrackScope.REPLIES_TO_CRM
+        assert read.track_scope is TrackingScope.REPLIES_TO_CRM
         assert read.leave_ambiguous_unresolved is True
         mended = preferences.set_my_preferences(session, me, {"create_for_unknown_sender": "lead"})
-        assert mended.track_scope is TrackScope.REPLIES_TO_CRM
+        assert mended.track_scope is TrackingScope.REPLIES_TO_CRM
 
 
 def test_a_queues_preferences_belong_to_its_owner_and_administrators(org: Org) -> None:
@@ -131,7 +131,7 @@ def test_a_queues_preferences_belong_to_its_owner_and_administrators(org: Org) -
     with org.store.transaction() as session:
         mailbox = session.scalars(select(Mailbox).where(Mailbox.queue_id == queue_id)).one()
         ctx = mailbox_context(session, mailbox.id)
-    assert ctx.preferences.track_scope is TrackScope.ALL
+    assert ctx.preferences.track_scope is TrackingScope.ALL
     assert ctx.preferences.create_for_unknown_sender is UnknownSenderRecord.LEAD
     stranger = make_org(org.store, "Globex")
     with org.store.transaction() as session, pytest.raises(NotFound):

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from lxml import html as lxml_html
 
+from crmsync.core.types import TrackingScope
 from crmsync.crm.models import User
 from crmsync.crm.preferences import my_preferences
-from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
+from crmsync.crm.settings import TrackingPreferences, UnknownSenderRecord
 from crmsync.web.pages.options import TRACKING_FIELDS
 from tests.conftest import Org
 from tests.unit.web.conftest import assert_needs_login, log_in
@@ -38,7 +39,7 @@ def test_every_preference_is_on_the_form_with_every_value_explained() -> None:
     assert [field.name for field in TRACKING_FIELDS] == list(TrackingPreferences.model_fields)
     by_name = {field.name: field for field in TRACKING_FIELDS}
     offered = {choice.value for choice in by_name["track_scope"].choices}
-    assert offered == {scope.value for scope in TrackScope}
+    assert offered == {scope.value for scope in TrackingScope}
     unknown = {choice.value for choice in by_name["create_for_unknown_sender"].choices}
     assert unknown == {record.value for record in UnknownSenderRecord}
     for field in TRACKING_FIELDS:
@@ -67,7 +68,7 @@ def test_saving_keeps_the_choices_and_says_saved(browser: TestClient, web_org: O
     assert saved.status_code == 303
     assert saved.headers["location"] == "/options"
     stored = _stored(web_org)
-    assert stored.track_scope is TrackScope.FROM_CRM_RECORDS
+    assert stored.track_scope is TrackingScope.FROM_CRM_RECORDS
     assert stored.create_for_unknown_sender is UnknownSenderRecord.LEAD
     assert stored.leave_ambiguous_unresolved is True
     again = browser.get("/options")
@@ -107,7 +108,7 @@ def test_a_missing_choice_is_asked_for(browser: TestClient, web_org: Org) -> Non
     }
     assert wrong == {"option-create_for_unknown_sender", "option-leave_ambiguous_unresolved"}
     assert _checked(refused.text) == {"track_scope": "all"}
-    assert _stored(web_org).track_scope is TrackScope.REPLIES_TO_CRM
+    assert _stored(web_org).track_scope is TrackingScope.REPLIES_TO_CRM
 
 
 OTHER = "http://evil.example"

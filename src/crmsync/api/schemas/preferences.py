@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from crmsync.api.schemas.common import omittable
-from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
+from crmsync.core.types import TrackingScope
+from crmsync.crm.settings import TrackingPreferences, UnknownSenderRecord
 
 _FIELDS = TrackingPreferences.model_fields
 
@@ -13,7 +14,7 @@ _FIELDS = TrackingPreferences.model_fields
 class TrackingPreferencesPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    track_scope: TrackScope = Field(description=_FIELDS["track_scope"].description)
+    track_scope: TrackingScope = Field(description=_FIELDS["track_scope"].description)
     create_for_unknown_sender: UnknownSenderRecord = Field(
         description=_FIELDS["create_for_unknown_sender"].description
     )
@@ -27,7 +28,7 @@ class TrackingPreferencesUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    track_scope: TrackScope = omittable(description=_FIELDS["track_scope"].description)
+    track_scope: TrackingScope = omittable(description=_FIELDS["track_scope"].description)
     create_for_unknown_sender: UnknownSenderRecord = omittable(
         description=_FIELDS["create_for_unknown_sender"].description
     )

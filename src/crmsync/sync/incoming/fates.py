@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from crmsync.core.types import RecordType, TrackingScope
+from crmsync.core.types import RecordType
 from crmsync.crm.inbound import AttachmentRow, InboundEmail, PartyRow
 from crmsync.crm.models.records import Contact, Lead
 from crmsync.crm.settings import UnknownSenderRecord
@@ -44,8 +44,7 @@ def policy_of(ctx: MailboxContext) -> Policy:
     settings, preferences = ctx.settings, ctx.preferences
     blocked = settings.blocked_senders
     return Policy(
-        # The same values: the owner's choice (crm) names the filter's scope (core).
-        scope=TrackingScope(preferences.track_scope.value),
+        scope=preferences.track_scope,
         correlation=CorrelationSettings(
             use_tracking_token=settings.use_tracking_token,
             token_format=TokenFormat(

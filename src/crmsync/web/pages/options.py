@@ -28,8 +28,9 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from crmsync.api.deps import SessionDep
+from crmsync.core.types import TrackingScope
 from crmsync.crm.preferences import InvalidPreference, my_preferences, set_my_preferences
-from crmsync.crm.settings import TrackingPreferences, TrackScope, UnknownSenderRecord
+from crmsync.crm.settings import TrackingPreferences, UnknownSenderRecord
 from crmsync.web import flash
 from crmsync.web.deps import CurrentViewer
 from crmsync.web.templating import render
@@ -79,30 +80,30 @@ TRACKING_FIELDS: tuple[OptionField, ...] = (
         "the last.",
         (
             Choice(
-                TrackScope.ALL.value,
+                TrackingScope.ALL.value,
                 "All email",
                 "Every email you receive is tracked, whoever sent it.",
             ),
             Choice(
-                TrackScope.REPLIES_TO_CRM.value,
+                TrackingScope.REPLIES_TO_CRM.value,
                 "Replies to CRM email",
                 "Only answers to email that is already tracked, such as replies to what you "
                 "sent from the CRM.",
             ),
             Choice(
-                TrackScope.FROM_CRM_RECORDS.value,
+                TrackingScope.FROM_CRM_RECORDS.value,
                 "Email from CRM records",
                 "Email from a lead, contact or account the CRM knows by its address, and "
                 "replies to CRM email.",
             ),
             Choice(
-                TrackScope.FROM_EMAIL_ENABLED.value,
+                TrackingScope.FROM_EMAIL_ENABLED.value,
                 "Email from email-enabled records",
                 "As above, and email from colleagues and queues too: anyone in the CRM with "
                 "an address.",
             ),
             Choice(
-                TrackScope.NONE.value,
+                TrackingScope.NONE.value,
                 "No email",
                 "Nothing from your mailbox is tracked automatically; you can still track an "
                 "email by hand.",
