@@ -53,7 +53,7 @@ def test_an_incoming_pass_is_one_line_with_its_counts(
     (line,) = [r for r in _events(caplog, "incoming_pass") if r.mailbox_id == str(mailbox_id)]
     assert line.levelno == logging.INFO
     assert (line.fetched, line.tracked, line.failed, line.error_code) == (2, 2, 0, None)
-    assert (line.mailbox, line.folder, line.protocol) == (grace.address, "INBOX", "imap")
+    assert (line.mailbox, line.where, line.protocol) == (grace.address, "INBOX", "imap")
     assert line.getMessage().startswith(f"{grace.address} INBOX: 2 fetched, 2 tracked, 0 failed")
     said = _said(caplog)
     for secret in (SUBJECT, "4711", grace.password):

@@ -25,10 +25,11 @@ from crmsync.crm.stats import PassFigures
 from crmsync.crm.store import Store
 from crmsync.metrics import SyncMetrics
 from crmsync.sync import leases
-from crmsync.sync.context import MailboxContext, NotRunnable, Runnable
+from crmsync.sync.context import NotRunnable, Runnable
 from crmsync.sync.runner import (
     ChannelEngine,
     ChannelOptions,
+    Count,
     LeaseLost,
     PassReport,
     Recorded,
@@ -88,10 +89,8 @@ class CountingEngine(ChannelEngine[CountingReport, ChannelOptions]):
     def items(self, report: CountingReport) -> int:
         return report.items
 
-    def log_pass(self, context: MailboxContext, report: CountingReport, recorded: Recorded) -> None:
-        logging.getLogger("crmsync.test").info(
-            "%s: %d items", context.address, report.items, extra={"event": "counted"}
-        )
+    def tally(self, report: CountingReport) -> list[Count]:
+        return [Count("items", "items", report.items), Count("extra", "extra", 0, always=False)]
 
     def count(self, metrics: SyncMetrics, report: CountingReport, recorded: Recorded) -> None:
         self.script.calls.append(f"count {recorded.protocol} {recorded.profile}")
@@ -161,7 +160,7 @@ def test_a_pass_runs_records_its_figures_and_releases_the_lease(
 ) -> None:
     mailbox_id = _mailbox(org, box)
     script = Script(outcome=3)
-    with caplog.at_level(logging.INFO, logger="crmsync.test"):
+    with caplog.at_level(logging.INFO, logger="crmsync.sync"):
         report = _run(org, box, mailbox_id, script, metrics=SyncMetrics())
     assert (report.ran, report.error, report.why_not, report.items) == (True, None, "", 3)
     assert script.calls == ["check", "run", "count imap IMAP"]
@@ -169,9 +168,10 @@ def test_a_pass_runs_records_its_figures_and_releases_the_lease(
     assert (recorded.protocol, recorded.tracked, recorded.error_code) == ("imap", 3, None)
     status, enabled, code, released = _channel(org, mailbox_id)
     assert (status, enabled, code, released) == (ChannelStatus.SUCCESS, True, None, True)
-    assert [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "counted"] == [
-        "ann@acme.test: 3 items"
-    ]
+    # The operator's line: figures (a zero one only when it always shows), no detail.
+    (line,) = [r for r in caplog.records if getattr(r, "event", "") == "incoming_pass"]
+    assert line.getMessage().startswith("ann@acme.test IMAP: 3 items in ")
+    assert (line.items, line.extra, line.error_code) == (3, 0, None)
 
 
 def test_a_channel_held_by_another_worker_is_left_alone(org: Org, box: SecretBox) -> None:

@@ -16,7 +16,6 @@ the batch transaction of the ingest pipeline.
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from crmsync.core.types import Channel, Protocol
@@ -24,13 +23,11 @@ from crmsync.crm.secrets import SecretBox
 from crmsync.crm.stats import PassFigures
 from crmsync.crm.store import Store
 from crmsync.metrics import SyncMetrics
-from crmsync.sync.context import MailboxContext, Runnable
+from crmsync.sync.context import Runnable
 from crmsync.sync.incoming.imap import sync_imap_inbox
 from crmsync.sync.incoming.options import IncomingOptions, IncomingReport
 from crmsync.sync.incoming.pop3 import sync_pop3
-from crmsync.sync.runner import ChannelEngine, Recorded, run_pass
-
-log = logging.getLogger("crmsync.sync.incoming")
+from crmsync.sync.runner import ChannelEngine, Count, Recorded, run_pass
 
 
 class IncomingEngine(ChannelEngine[IncomingReport, IncomingOptions]):
@@ -60,37 +57,16 @@ class IncomingEngine(ChannelEngine[IncomingReport, IncomingOptions]):
     def items(self, report: IncomingReport) -> int:
         return report.tracked
 
-    def log_pass(self, context: MailboxContext, report: IncomingReport, recorded: Recorded) -> None:
-        """The operator's line for the pass: counts, duration and the error's code — never
-        the error's detail (a server's text may quote an address or a subject)."""
-        protocol, seconds = recorded.protocol, recorded.stats.duration_seconds
-        folder = "INBOX" if protocol == Protocol.IMAP else protocol.upper()
-        code = report.error.code.value if report.error is not None else None
-        log.log(
-            logging.WARNING if code else logging.INFO,
-            "%s %s: %d fetched, %d tracked, %d failed%s in %.2f s%s",
-            context.address or str(context.mailbox_id),
-            folder,
-            report.seen,
-            report.tracked,
-            report.failed,
-            f", {report.bounced} bounced" if report.bounced else "",
-            seconds,
-            f", error {code}" if code else "",
-            extra={
-                "event": "incoming_pass",
-                "mailbox_id": str(context.mailbox_id),
-                "mailbox": context.address,
-                "protocol": protocol,
-                "folder": folder,
-                "fetched": report.seen,
-                "tracked": report.tracked,
-                "failed": report.failed,
-                "bounced": report.bounced,
-                "duration_s": round(seconds, 3),
-                "error_code": code,
-            },
-        )
+    def tally(self, report: IncomingReport) -> list[Count]:
+        return [
+            Count("fetched", "fetched", report.seen),
+            Count("tracked", "tracked", report.tracked),
+            Count("failed", "failed", report.failed),
+            Count("bounced", "bounced", report.bounced, always=False),
+        ]
+
+    def where(self, protocol: str) -> str:
+        return "INBOX" if protocol == Protocol.IMAP else protocol.upper()
 
     def count(self, metrics: SyncMetrics, report: IncomingReport, recorded: Recorded) -> None:
         metrics.incoming_pass(

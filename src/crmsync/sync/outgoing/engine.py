@@ -47,7 +47,6 @@ this worker in this pass, or put message content or credentials into logs or det
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ from crmsync.crm.secrets import SecretBox
 from crmsync.crm.stats import PassFigures
 from crmsync.crm.store import Store
 from crmsync.metrics import SyncMetrics
-from crmsync.sync.context import MailboxContext, NotRunnable, Runnable
+from crmsync.sync.context import NotRunnable, Runnable
 from crmsync.sync.outgoing import io as outgoing_io
 from crmsync.sync.outgoing.decide import AMBIGUOUS, Verdict, after_send
 from crmsync.sync.outgoing.io import SentFolderSession, SmtpSession
@@ -82,13 +81,12 @@ from crmsync.sync.outgoing.verify import Verifier
 from crmsync.sync.runner import (
     ChannelEngine,
     ChannelOptions,
+    Count,
     LeaseLost,
     PassReport,
     Recorded,
     run_pass,
 )
-
-log = logging.getLogger("crmsync.sync.outgoing")
 
 
 @dataclass
@@ -245,43 +243,15 @@ class OutgoingEngine(ChannelEngine[OutgoingReport, OutgoingOptions]):
             .execution_options(synchronize_session=False)
         )
 
-    def log_pass(self, context: MailboxContext, report: OutgoingReport, recorded: Recorded) -> None:
-        """The operator's line for the pass (each email has its own, from log_outcome):
-        counts, duration and the error's code, never its detail."""
-        protocol, seconds = recorded.protocol, recorded.stats.duration_seconds
-        code = report.error.code.value if report.error is not None else None
-        counts = [f"{report.sent} sent", f"{report.failed} failed"]
-        for count, what in (
-            (report.retrying, "retrying"),
-            (report.recovered, "found in Sent"),
-            (report.uncertain, "uncertain"),
-            (report.copies, "copied to Sent"),
-        ):
-            if count:
-                counts.append(f"{count} {what}")
-        log.log(
-            logging.WARNING if code else logging.INFO,
-            "%s %s: %s in %.2f s%s",
-            context.address or str(context.mailbox_id),
-            protocol.upper(),
-            ", ".join(counts),
-            seconds,
-            f", error {code}" if code else "",
-            extra={
-                "event": "outgoing_pass",
-                "mailbox_id": str(context.mailbox_id),
-                "mailbox": context.address,
-                "protocol": protocol,
-                "sent": report.sent,
-                "retrying": report.retrying,
-                "failed": report.failed,
-                "recovered": report.recovered,
-                "uncertain": report.uncertain,
-                "copies": report.copies,
-                "duration_s": round(seconds, 3),
-                "error_code": code,
-            },
-        )
+    def tally(self, report: OutgoingReport) -> list[Count]:
+        return [
+            Count("sent", "sent", report.sent),
+            Count("failed", "failed", report.failed),
+            Count("retrying", "retrying", report.retrying, always=False),
+            Count("recovered", "found in Sent", report.recovered, always=False),
+            Count("uncertain", "uncertain", report.uncertain, always=False),
+            Count("copies", "copied to Sent", report.copies, always=False),
+        ]
 
     def count(self, metrics: SyncMetrics, report: OutgoingReport, recorded: Recorded) -> None:
         metrics.outgoing_pass(
