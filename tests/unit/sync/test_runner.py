@@ -16,9 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crmsync.core.errors import ErrorCode, RetryPolicy, SyncError
-from crmsync.core.types import Approval, Channel, ChannelStatus, ConnectionSecurity, ServerType
-from crmsync.crm.mailboxes import create_mailbox_for
-from crmsync.crm.models import Alert, EmailServerProfile, Mailbox, User
+from crmsync.core.types import Approval, Channel, ChannelStatus
+from crmsync.crm.models import Alert, Mailbox
 from crmsync.crm.models.stats import SyncPass
 from crmsync.crm.secrets import SecretBox
 from crmsync.crm.stats import PassFigures
@@ -36,6 +35,7 @@ from crmsync.sync.runner import (
     run_pass,
 )
 from tests.conftest import Org
+from tests.unit.sync.mailboxes import runnable_imap_mailbox
 
 
 @dataclass
@@ -101,31 +101,6 @@ def box() -> SecretBox:
     return SecretBox([SecretBox.generate_key()])
 
 
-def _mailbox(org: Org, box: SecretBox, *, password: bool = True) -> uuid.UUID:
-    with org.store.transaction() as session:
-        profile = EmailServerProfile(
-            organisation_id=org.organisation_id,
-            owner_id=org.admin_id,
-            owning_business_unit_id=org.root_unit_id,
-            name="IMAP",
-            server_type=ServerType.IMAP_SMTP,
-            incoming_host="imap.example.test",
-            incoming_port=993,
-            incoming_security=ConnectionSecurity.IMPLICIT_TLS,
-        )
-        session.add(profile)
-        user = session.get(User, org.add_user(session, "ann"))
-        mailbox = create_mailbox_for(session, user=user)
-        mailbox.profile = profile
-        mailbox.email_address = "ann@acme.test"
-        mailbox.username = "ann"
-        mailbox.password_ciphertext = box.encrypt("secret") if password else None
-        mailbox.approval = Approval.APPROVED
-        mailbox.channel(Channel.INCOMING).enabled = True
-        session.flush()
-        return mailbox.id
-
-
 def _run(
     org: Org, box: SecretBox, mailbox_id: uuid.UUID, script: Script, **options: object
 ) -> CountingReport:
@@ -158,7 +133,7 @@ def _alert_codes(org: Org, mailbox_id: uuid.UUID) -> list[str]:
 def test_a_pass_runs_records_its_figures_and_releases_the_lease(
     org: Org, box: SecretBox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     script = Script(outcome=3)
     with caplog.at_level(logging.INFO, logger="crmsync.sync"):
         report = _run(org, box, mailbox_id, script, metrics=SyncMetrics())
@@ -175,7 +150,7 @@ def test_a_pass_runs_records_its_figures_and_releases_the_lease(
 
 
 def test_a_channel_held_by_another_worker_is_left_alone(org: Org, box: SecretBox) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     assert leases.acquire(org.store, mailbox_id, Channel.INCOMING, "other:1:1")
     script = Script()
     report = _run(org, box, mailbox_id, script)
@@ -185,7 +160,7 @@ def test_a_channel_held_by_another_worker_is_left_alone(org: Org, box: SecretBox
 
 
 def test_a_channel_that_may_not_run_records_nothing(org: Org, box: SecretBox) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     with org.store.transaction() as session:
         mailbox = session.get(Mailbox, mailbox_id)
         assert mailbox is not None
@@ -199,7 +174,7 @@ def test_a_channel_that_may_not_run_records_nothing(org: Org, box: SecretBox) ->
 
 
 def test_a_mailbox_without_credentials_fails_before_connecting(org: Org, box: SecretBox) -> None:
-    mailbox_id = _mailbox(org, box, password=False)
+    mailbox_id = runnable_imap_mailbox(org, box, password=False, address="ann@acme.test")
     script = Script()
     report = _run(org, box, mailbox_id, script)
     assert report.ran
@@ -214,7 +189,7 @@ def test_a_mailbox_without_credentials_fails_before_connecting(org: Org, box: Se
 
 
 def test_an_engines_own_check_fails_the_pass_without_running_it(org: Org, box: SecretBox) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     script = Script(refuse=SyncError(ErrorCode.CONFIGURATION, "no SMTP server"))
     report = _run(org, box, mailbox_id, script)
     assert report.error is not None
@@ -226,7 +201,7 @@ def test_an_engines_own_check_fails_the_pass_without_running_it(org: Org, box: S
 def test_a_transient_error_is_retried_and_a_permanent_one_disables_the_channel(
     org: Org, box: SecretBox
 ) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     _run(org, box, mailbox_id, Script(outcome=SyncError(ErrorCode.TIMEOUT)))
     status, enabled, code, released = _channel(org, mailbox_id)
     assert (enabled, code, released) == (True, "TIMEOUT", True)
@@ -239,7 +214,7 @@ def test_a_transient_error_is_retried_and_a_permanent_one_disables_the_channel(
 def test_a_bug_in_an_engine_is_an_internal_failure_not_a_crash(
     org: Org, box: SecretBox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     report = _run(org, box, mailbox_id, Script(outcome=KeyError("oops")))
     assert report.error is not None
     assert report.error.code is ErrorCode.INTERNAL
@@ -250,7 +225,7 @@ def test_a_bug_in_an_engine_is_an_internal_failure_not_a_crash(
 
 
 def test_a_lost_lease_stops_the_pass_quietly(org: Org, box: SecretBox) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     report = _run(org, box, mailbox_id, Script(outcome=LeaseLost()))
     assert (report.error, report.why_not) == (None, "the lease was taken over by another worker")
 
@@ -258,7 +233,7 @@ def test_a_lost_lease_stops_the_pass_quietly(org: Org, box: SecretBox) -> None:
 def test_the_lease_is_released_even_when_the_worker_is_interrupted(
     org: Org, box: SecretBox
 ) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     with pytest.raises(KeyboardInterrupt):
         _run(org, box, mailbox_id, Script(outcome=KeyboardInterrupt()))
     assert _channel(org, mailbox_id)[3] is True
@@ -267,7 +242,7 @@ def test_the_lease_is_released_even_when_the_worker_is_interrupted(
 
 
 def test_retry_policy_comes_from_the_options(org: Org, box: SecretBox) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box, address="ann@acme.test")
     once = RetryPolicy(max_attempts=1)
     _run(org, box, mailbox_id, Script(outcome=SyncError(ErrorCode.TIMEOUT)), retry_policy=once)
     _, enabled, code, _ = _channel(org, mailbox_id)

@@ -17,13 +17,13 @@ from sqlalchemy import select
 
 from crmsync.connectors.memory import MemoryFolder, MemoryMailServer
 from crmsync.core.errors import ErrorCode
-from crmsync.core.types import Approval, Channel, ConnectionSecurity, ServerType
-from crmsync.crm.mailboxes import create_mailbox_for
-from crmsync.crm.models import Alert, EmailServerProfile, FolderCursor, Mailbox, User
+from crmsync.core.types import Channel
+from crmsync.crm.models import Alert, FolderCursor, Mailbox
 from crmsync.crm.secrets import SecretBox
 from crmsync.sync.incoming import IncomingOptions, IncomingReport, sync_incoming
 from crmsync.sync.incoming.imap import MAX_UIDVALIDITY_RESYNCS, reset_uidvalidity_resyncs
 from tests.conftest import Org
+from tests.unit.sync.mailboxes import runnable_imap_mailbox
 
 
 @dataclass
@@ -55,31 +55,6 @@ def folder() -> Renumbering:
     return Renumbering(server, server.add_account("ann", "secret").inbox)
 
 
-def _mailbox(org: Org, box: SecretBox) -> uuid.UUID:
-    """An approved mailbox with its incoming channel enabled, on an IMAP profile."""
-    with org.store.transaction() as session:
-        profile = EmailServerProfile(
-            organisation_id=org.organisation_id,
-            owner_id=org.admin_id,
-            owning_business_unit_id=org.root_unit_id,
-            name="IMAP",
-            server_type=ServerType.IMAP_SMTP,
-            incoming_host="imap.example.test",
-            incoming_port=993,
-            incoming_security=ConnectionSecurity.IMPLICIT_TLS,
-        )
-        session.add(profile)
-        user = session.get(User, org.add_user(session, "ann"))
-        mailbox = create_mailbox_for(session, user=user)
-        mailbox.profile = profile
-        mailbox.username = "ann"
-        mailbox.password_ciphertext = box.encrypt("secret")
-        mailbox.approval = Approval.APPROVED
-        mailbox.channel(Channel.INCOMING).enabled = True
-        session.flush()
-        return mailbox.id
-
-
 def _changes(org: Org, mailbox_id: uuid.UUID) -> int:
     with org.store.transaction() as session:
         cursor = session.scalars(
@@ -91,7 +66,7 @@ def _changes(org: Org, mailbox_id: uuid.UUID) -> int:
 def test_a_folder_renumbered_too_often_stops_the_channel_with_an_alert(
     org: Org, box: SecretBox, folder: Renumbering
 ) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box)
     first = folder.sync(org, box, mailbox_id)  # the cursor is born
     assert first.error is None
     for done in range(1, MAX_UIDVALIDITY_RESYNCS + 1):
@@ -127,7 +102,7 @@ def test_a_folder_renumbered_too_often_stops_the_channel_with_an_alert(
 def test_after_the_reset_re_maps_are_allowed_again(
     org: Org, box: SecretBox, folder: Renumbering
 ) -> None:
-    mailbox_id = _mailbox(org, box)
+    mailbox_id = runnable_imap_mailbox(org, box)
     for _ in range(MAX_UIDVALIDITY_RESYNCS + 2):
         folder.sync(org, box, mailbox_id)
     assert _changes(org, mailbox_id) == MAX_UIDVALIDITY_RESYNCS
