@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from crmsync.api import sessions
 from crmsync.crm import auth, throttle
+from crmsync.crm.db import utcnow
 from tests.conftest import Org
 
 API = "/api/v1"
@@ -17,8 +19,12 @@ def _login(client: TestClient, username: str, password: str) -> int:
 
 
 def test_guessing_locks_the_account_even_for_the_right_password(
-    client: TestClient, org: Org
+    client: TestClient, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every guess at one instant: on a slow machine 120 logins outlast the first lock
+    # (1 s), and the guess after it would rightly get as far as the password.
+    frozen = utcnow()
+    monkeypatch.setattr(sessions, "utcnow", lambda: frozen)
     statuses = [_login(client, "admin-acme", f"guess-{n}") for n in range(120)]
     free = throttle.ACCOUNT_POLICY.free_failures
     assert statuses[: free + 1] == [401] * (free + 1)
