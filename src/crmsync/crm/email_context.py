@@ -155,7 +155,7 @@ def tracking_reason(
         rule=why.rule,
         sentence=why.sentence(),
         correlation_method=found.method if found else CorrelationMethod.NONE,
-        matched_email=EmailRef(matched.id, matched.subject) if matched else None,
+        matched_email=_email_ref(matched),
         matched_message_id=found.message_id if found else None,
         token=found.token if found else None,
         conversation_guid=found.conversation_guid if found else None,

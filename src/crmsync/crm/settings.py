@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crmsync.core.tokens import TokenFormat
 from crmsync.core.types import TrackingScope
 
 # The largest size limit an organisation may set: 10 GiB, far beyond any mail server's.
@@ -132,6 +133,11 @@ class OrganisationSettings(BaseModel):
         description="How many days alerts and resolved item failures are kept; older ones "
         "are purged every hour by the running engine.",
     )
+
+    @property
+    def token_format(self) -> TokenFormat:
+        """The tracking token's format these settings give (crmsync.core.tokens)."""
+        return TokenFormat(self.tracking_token_prefix, self.tracking_token_digits)
 
 
 class UnknownSenderRecord(StrEnum):

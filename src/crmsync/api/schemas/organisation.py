@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from crmsync.api.schemas.common import AS_WHOLE_NUMBER, omittable
 from crmsync.crm import organisation as rules
 from crmsync.crm.settings import MAX_BYTES, OrganisationSettings
-from crmsync.tracking.token import TokenFormat, example_token
+from crmsync.tracking.token import example_token
 
 _FIELDS = OrganisationSettings.model_fields
 
@@ -55,9 +55,7 @@ class OrganisationSettingsPublic(BaseModel):
         fields = {name: getattr(settings, name) for name in cls.model_fields if name in _FIELDS}
         return cls(
             **fields,
-            tracking_token_example=example_token(
-                TokenFormat(settings.tracking_token_prefix, settings.tracking_token_digits)
-            ),
+            tracking_token_example=example_token(settings.token_format),
         )
 
 

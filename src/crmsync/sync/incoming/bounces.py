@@ -37,7 +37,7 @@ from crmsync.crm.models.mail import Mailbox
 from crmsync.sync.context import MailboxContext
 from crmsync.tracking.dsn import DeliveryReport, RecipientStatus, parse_dsn, report_from_parsed
 from crmsync.tracking.parse import ParsedMessage
-from crmsync.tracking.token import TokenFormat, find_token
+from crmsync.tracking.token import find_token
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _report(
 def _by_token(session: Session, ctx: MailboxContext, subjects: list[str]) -> Email | None:
     if not ctx.settings.use_tracking_token:
         return None
-    fmt = TokenFormat(ctx.settings.tracking_token_prefix, ctx.settings.tracking_token_digits)
+    fmt = ctx.settings.token_format
     for subject in subjects:
         token = find_token(subject, fmt)
         if token is None:

@@ -32,7 +32,6 @@ from crmsync.tracking.decide import Fate, Known, Message, Policy, Track, decide
 from crmsync.tracking.filters import BlockList
 from crmsync.tracking.parse import ParsedMessage
 from crmsync.tracking.parties import PartyOptions
-from crmsync.tracking.token import TokenFormat
 
 SENDER_RECORDS = {
     UnknownSenderRecord.CONTACT: RecordType.CONTACT,
@@ -47,9 +46,7 @@ def policy_of(ctx: MailboxContext) -> Policy:
         scope=preferences.track_scope,
         correlation=CorrelationSettings(
             use_tracking_token=settings.use_tracking_token,
-            token_format=TokenFormat(
-                settings.tracking_token_prefix, settings.tracking_token_digits
-            ),
+            token_format=settings.token_format,
             use_conversation_index=settings.use_conversation_index,
             smart_matching=settings.smart_matching,
             smart_min_shared_participants=settings.smart_matching_min_participants,

@@ -66,7 +66,7 @@ class Sender:
 
     @property
     def token_format(self) -> TokenFormat:
-        return TokenFormat(self.settings.tracking_token_prefix, self.settings.tracking_token_digits)
+        return self.settings.token_format
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from crmsync.crm.organisation import InvalidSetting
 from crmsync.crm.overview import overview
 from crmsync.crm.settings import OrganisationSettings
 from crmsync.tracking.compose import outgoing_subject
-from crmsync.tracking.token import TokenFormat, example_token
+from crmsync.tracking.token import example_token
 from crmsync.web import flash
 from crmsync.web.deps import AdminViewer, Viewer
 from crmsync.web.templating import render
@@ -271,7 +271,7 @@ def _message(field: SettingField, error: InvalidSetting) -> str:
 
 def _token_example(settings: OrganisationSettings) -> str:
     """A subject as the stored format sends it: ``'Quote for May CRM:0001234'``."""
-    fmt = TokenFormat(settings.tracking_token_prefix, settings.tracking_token_digits)
+    fmt = settings.token_format
     return outgoing_subject(EXAMPLE_SUBJECT, example_token(fmt), fmt)
 
 
